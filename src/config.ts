@@ -1,0 +1,338 @@
+// YAML → schema (zod) → frozen Config with a compiled Policy. Every error names the field's path.
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join, resolve as resolvePath, dirname } from 'node:path';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { CLOUDS, createCatalogue, type Cloud } from './catalogue.js';
+import { createProduct, type Policy, type PolicyMode, type Product } from './policy.js';
+import { parseAbsoluteTarget, formatAuthority, normaliseHost } from './target.js';
+import { isHeaderValueText, parseIdentityString, validateIdentity } from './user-agent.js';
+
+/** A configuration fault: the path of the offending field and what is wrong with it. */
+export class ConfigError extends Error {
+  readonly path: string;
+  constructor(path: string, message: string) {
+    super(`${path}: ${message}`);
+    this.name = 'ConfigError';
+    this.path = path;
+  }
+}
+
+export interface ListenAddress { readonly host: string; readonly port: number }
+
+export interface ReverseRoute {
+  readonly listen: ListenAddress;
+  /** Fixed upstream origin, always https. */
+  readonly upstream: { readonly host: string; readonly port: number };
+  readonly product: Product;
+}
+
+export interface Timeouts {
+  readonly connect: number;
+  readonly upstream: number;
+  readonly headers: number;
+  readonly idle: number;
+  readonly drain: number;
+}
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+export interface Config {
+  /** Where this config came from: a file path or 'embedded default'. */
+  readonly source: string;
+  readonly listen: ListenAddress;
+  readonly admin: ListenAddress | undefined;
+  readonly stateDir: string;
+  readonly policy: Policy;
+  readonly ca: { readonly cert?: string; readonly key?: string };
+  readonly upstream: {
+    readonly proxy?: { readonly host: string; readonly port: number; readonly authorization?: string };
+    readonly noProxy: readonly string[];
+    /** Extra trusted roots (PEM text) for upstream TLS, on top of the system trust. */
+    readonly ca: readonly string[];
+    readonly caFiles: readonly string[];
+  };
+  readonly reverse: readonly ReverseRoute[];
+  readonly timeouts: Timeouts;
+  readonly allowedClients: readonly string[];
+  readonly log: { readonly level: LogLevel };
+  /** True when the identity is Microsoft's documented example, not a real product. */
+  readonly exampleIdentity: boolean;
+}
+
+/** Microsoft's documented example identity, used when nothing else names a product. */
+export const EXAMPLE_USER_AGENT = 'MdePartner-Contoso-ContosoCognito/1.0.0';
+
+export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({ connect: 10_000, upstream: 120_000, headers: 30_000, idle: 60_000, drain: 30_000 });
+
+/** Values from the command line or MDE_PARTNER_PROXY_* variables; they win over the file. */
+export interface ConfigOverrides {
+  readonly listen?: string;
+  readonly admin?: string;
+  readonly mode?: string;
+  readonly userAgent?: string;
+  readonly logLevel?: string;
+  readonly stateDir?: string;
+}
+
+const headerText = (what: string) => z.string().min(1).refine(isHeaderValueText, `${what} must be valid header text (no CR, LF, NUL or other control characters, Latin-1 only, no surrounding spaces)`);
+
+const credentials = z.union([
+  z.strictObject({ username: headerText('username'), password: z.string().min(1) }),
+  z.strictObject({ username: headerText('username'), passwordFile: z.string().min(1) }),
+  z.strictObject({ username: headerText('username'), passwordEnv: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name') }),
+]);
+
+const productSchema = z.strictObject({
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'must be 1-63 letters, digits, "_", "." or "-"').refine((s) => s !== 'unregistered' && s !== 'other', 'is reserved'),
+  company: headerText('company'),
+  product: headerText('product'),
+  version: headerText('version'),
+  credentials: credentials.optional(),
+});
+
+const hostPattern = z.string().regex(/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/, 'must be a host name or *.suffix');
+const ms = z.int().min(1).max(86_400_000);
+
+const schema = z.strictObject({
+  version: z.literal(1),
+  listen: z.string().optional(),
+  admin: z.string().optional(),
+  stateDir: z.string().min(1).optional(),
+  products: z.array(productSchema).min(1).optional(),
+  policy: z.strictObject({
+    mode: z.enum(['rewrite', 'reject', 'audit']).default('rewrite'),
+    rewrite: z.enum(['replace', 'prepend']).default('replace'),
+  }).default({ mode: 'rewrite', rewrite: 'replace' }),
+  clouds: z.array(z.enum(CLOUDS as unknown as [Cloud, ...Cloud[]])).min(1).default(['commercial']),
+  extraHosts: z.array(hostPattern).default([]),
+  otherHosts: z.enum(['tunnel', 'deny']).default('tunnel'),
+  ca: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+  upstream: z.strictObject({
+    proxy: z.string().optional(),
+    noProxy: z.array(z.string().min(1)).default([]),
+    ca: z.union([z.string().min(1), z.array(z.string().min(1))]).optional(),
+    resolve: z.record(z.string(), z.string()).default({}),
+  }).default({ noProxy: [], resolve: {} }),
+  reverse: z.array(z.strictObject({ listen: z.string(), upstream: z.string(), product: z.string().optional() })).default([]),
+  timeouts: z.strictObject({ connect: ms.optional(), upstream: ms.optional(), headers: ms.optional(), idle: ms.optional(), drain: ms.optional() }).default({}),
+  access: z.strictObject({
+    allowedClients: z.array(z.string()).optional(),
+    allowPrivateDestinations: z.boolean().default(false),
+    connectPorts: z.array(z.int().min(1).max(65535)).min(1).default([443]),
+  }).default({ allowPrivateDestinations: false, connectPorts: [443] }),
+  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+});
+
+type RawConfig = z.infer<typeof schema>;
+
+/** Formats a zod issue path as `products[0].company`. */
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? String(p) : `.${String(p)}`;
+  return out === '' ? '(root)' : out;
+}
+
+/** Parses `host:port` for a listener; port 0 picks a free port. */
+export function parseListen(value: string, field: string): ListenAddress {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (m === null || port > 65535) throw new ConfigError(field, `must be host:port (e.g. 127.0.0.1:3128 or [::1]:3128), got ${JSON.stringify(value)}`);
+  const host = m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]!);
+  return { host, port };
+}
+
+function parseHostPort(value: string, field: string): { host: string; port: number } {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]/\s]+)):(\d{1,5})$/.exec(value.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (m === null || !(port >= 1 && port <= 65535)) throw new ConfigError(field, `must be host:port, got ${JSON.stringify(value)}`);
+  return { host: normaliseHost(m[1] ?? m[2]!), port };
+}
+
+function readSecretFile(file: string, field: string): string {
+  try {
+    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (err) {
+    throw new ConfigError(field, `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+}
+
+/** The default state directory: $XDG_STATE_HOME/mde-partner-proxy, else ~/.local/state/mde-partner-proxy. */
+export function defaultStateDir(env: NodeJS.ProcessEnv): string {
+  const base = env['XDG_STATE_HOME'] !== undefined && env['XDG_STATE_HOME'] !== '' ? env['XDG_STATE_HOME'] : join(homedir(), '.local', 'state');
+  return join(base, 'mde-partner-proxy');
+}
+
+/** Turns a document (already parsed from YAML) plus overrides into a validated, frozen Config. */
+export function buildConfig(doc: unknown, opts: { source: string; baseDir: string; overrides?: ConfigOverrides; env?: NodeJS.ProcessEnv }): Config {
+  const env = opts.env ?? process.env;
+  const overrides = opts.overrides ?? {};
+  const parsed = schema.safeParse(doc ?? { version: 1 });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const path = [...issue.path];
+    if (issue.code === 'unrecognized_keys') path.push(issue.keys[0]!);
+    const message = issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message;
+    throw new ConfigError(formatPath(path), message);
+  }
+  const raw: RawConfig = parsed.data;
+  const fromBase = (p: string): string => resolvePath(opts.baseDir, p);
+
+  // Products: from the file, or the one named by --user-agent, or Microsoft's example.
+  let products: Product[];
+  let exampleIdentity = false;
+  if (overrides.userAgent !== undefined) {
+    const identity = parseIdentityString(overrides.userAgent);
+    const problem = identity === undefined ? 'must be a partner User-Agent like MdePartner-Contoso-ContosoCognito/1.0.0' : validateIdentity(identity);
+    if (!isHeaderValueText(overrides.userAgent)) throw new ConfigError('--user-agent', 'must be valid header text (no CR, LF, NUL or other control characters, Latin-1 only)');
+    if (problem !== undefined || identity === undefined) throw new ConfigError('--user-agent', problem ?? 'invalid');
+    products = [createProduct('default', identity)];
+  } else if (raw.products !== undefined) {
+    const ids = new Set<string>();
+    const usernames = new Set<string>();
+    products = raw.products.map((p, i) => {
+      const problem = validateIdentity(p);
+      if (problem !== undefined) throw new ConfigError(`products[${i}]`, problem);
+      if (ids.has(p.id)) throw new ConfigError(`products[${i}].id`, `duplicate id ${JSON.stringify(p.id)}`);
+      ids.add(p.id);
+      let creds: Product['credentials'];
+      if (p.credentials !== undefined) {
+        const c = p.credentials;
+        if (usernames.has(c.username)) throw new ConfigError(`products[${i}].credentials.username`, 'duplicate username');
+        usernames.add(c.username);
+        if (c.username.includes(':')) throw new ConfigError(`products[${i}].credentials.username`, 'must not contain ":" (RFC 7617)');
+        let password: string;
+        if ('password' in c) password = c.password;
+        else if ('passwordFile' in c) password = readSecretFile(fromBase(c.passwordFile), `products[${i}].credentials.passwordFile`);
+        else {
+          const v = env[c.passwordEnv];
+          if (v === undefined || v === '') throw new ConfigError(`products[${i}].credentials.passwordEnv`, `environment variable ${c.passwordEnv} is not set`);
+          password = v;
+        }
+        creds = { username: c.username, password };
+      }
+      return createProduct(p.id, p, creds);
+    });
+  } else {
+    products = [createProduct('default', parseIdentityString(EXAMPLE_USER_AGENT)!)];
+    exampleIdentity = true;
+  }
+  const authRequired = products.some((p) => p.credentials !== undefined);
+
+  const resolve = new Map<string, string>();
+  for (const [key, value] of Object.entries(raw.upstream.resolve)) {
+    const from = parseHostPort(key, `upstream.resolve.${key}`);
+    const to = parseHostPort(value, `upstream.resolve.${key}`);
+    resolve.set(formatAuthority(from), formatAuthority(to));
+  }
+
+  const byId = new Map(products.map((p) => [p.id, p]));
+  const reverse = raw.reverse.map((r, i): ReverseRoute => {
+    const target = parseAbsoluteTarget(r.upstream);
+    if (target === undefined || target.scheme !== 'https' || (target.path !== '/' && target.path !== '')) {
+      throw new ConfigError(`reverse[${i}].upstream`, `must be an https:// origin without a path, got ${JSON.stringify(r.upstream)}`);
+    }
+    const product = r.product === undefined ? products[0]! : byId.get(r.product);
+    if (product === undefined) throw new ConfigError(`reverse[${i}].product`, `no product with id ${JSON.stringify(r.product)}`);
+    return { listen: parseListen(r.listen, `reverse[${i}].listen`), upstream: { host: target.host, port: target.port }, product };
+  });
+
+  let upstreamProxy: Config['upstream']['proxy'];
+  if (raw.upstream.proxy !== undefined) {
+    const t = parseAbsoluteTarget(raw.upstream.proxy);
+    if (t === undefined || t.scheme !== 'http') throw new ConfigError('upstream.proxy', 'must be an http:// proxy URL, e.g. http://proxy.corp:3128');
+    upstreamProxy = { host: t.host, port: t.port };
+  }
+  const caFiles = raw.upstream.ca === undefined ? [] : (Array.isArray(raw.upstream.ca) ? raw.upstream.ca : [raw.upstream.ca]).map(fromBase);
+  const ca = caFiles.map((f, i) => {
+    const text = readSecretFile(f, Array.isArray(raw.upstream.ca) ? `upstream.ca[${i}]` : 'upstream.ca');
+    if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError('upstream.ca', `${f} holds no PEM certificate`);
+    return text;
+  });
+
+  const mode = (overrides.mode ?? raw.policy.mode) as PolicyMode;
+  if (!['rewrite', 'reject', 'audit'].includes(mode)) throw new ConfigError('--mode', `must be rewrite, reject or audit, got ${JSON.stringify(mode)}`);
+  const level = (overrides.logLevel ?? raw.log.level) as LogLevel;
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) throw new ConfigError('--log-level', `must be one of fatal, error, warn, info, debug, trace, silent`);
+
+  const policy: Policy = Object.freeze({
+    mode,
+    rewrite: raw.policy.rewrite,
+    catalogue: createCatalogue(raw.clouds, raw.extraHosts),
+    otherHosts: raw.otherHosts,
+    products: Object.freeze(products),
+    defaultProduct: authRequired ? undefined : products[0],
+    allowPrivateDestinations: raw.access.allowPrivateDestinations,
+    connectPorts: new Set(raw.access.connectPorts),
+    resolve,
+  });
+
+  const adminValue = overrides.admin ?? raw.admin ?? '127.0.0.1:9464';
+  const timeouts = { ...DEFAULT_TIMEOUTS, ...Object.fromEntries(Object.entries(raw.timeouts).filter(([, v]) => v !== undefined)) } as Timeouts;
+  const allowedClients = raw.access.allowedClients ?? ['127.0.0.0/8', '::1/128'];
+  allowedClients.forEach((c, i) => {
+    if (!/^[0-9A-Fa-f:.]+\/\d{1,3}$/.test(c)) throw new ConfigError(`access.allowedClients[${i}]`, `must be a CIDR like 10.0.0.0/8, got ${JSON.stringify(c)}`);
+  });
+
+  return Object.freeze({
+    source: opts.source,
+    listen: parseListen(overrides.listen ?? raw.listen ?? '127.0.0.1:3128', overrides.listen !== undefined ? '--listen' : 'listen'),
+    admin: adminValue === 'off' ? undefined : parseListen(adminValue, overrides.admin !== undefined ? '--admin' : 'admin'),
+    stateDir: overrides.stateDir ?? (raw.stateDir !== undefined ? fromBase(raw.stateDir) : defaultStateDir(env)),
+    policy,
+    ca: raw.ca === undefined ? {} : { cert: fromBase(raw.ca.cert), key: fromBase(raw.ca.key) },
+    upstream: { ...(upstreamProxy ? { proxy: upstreamProxy } : {}), noProxy: raw.upstream.noProxy, ca, caFiles },
+    reverse,
+    timeouts,
+    allowedClients,
+    log: { level },
+    exampleIdentity,
+  });
+}
+
+/** Reads and validates a YAML config file (or the embedded default when file is undefined). */
+export function loadConfig(file: string | undefined, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {
+  if (file === undefined) return buildConfig({ version: 1 }, { source: 'embedded default', baseDir: process.cwd(), overrides, env });
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError('(file)', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const where = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '(yaml)';
+    throw new ConfigError(`(yaml ${where})`, e.message.split('\n')[0] ?? 'invalid YAML');
+  }
+  return buildConfig(doc.toJS(), { source: resolvePath(file), baseDir: dirname(resolvePath(file)), overrides, env });
+}
+
+/** A plain, secret-free view of a Config for `config check` and `explain`. */
+export function describeConfig(config: Config): Record<string, unknown> {
+  const p = config.policy;
+  return {
+    version: 1,
+    source: config.source,
+    listen: formatAuthority(config.listen),
+    admin: config.admin === undefined ? 'off' : formatAuthority(config.admin),
+    stateDir: config.stateDir,
+    products: p.products.map((x) => ({ id: x.id, userAgent: x.userAgent, ...(x.credentials ? { credentials: { username: x.credentials.username, password: '<redacted>' } } : {}) })),
+    policy: { mode: p.mode, rewrite: p.rewrite },
+    clouds: p.catalogue.clouds,
+    extraHosts: p.catalogue.extraHosts,
+    otherHosts: p.otherHosts,
+    ca: config.ca,
+    upstream: {
+      proxy: config.upstream.proxy ? `http://${formatAuthority(config.upstream.proxy)}` : undefined,
+      noProxy: config.upstream.noProxy,
+      ca: config.upstream.caFiles,
+      resolve: Object.fromEntries(p.resolve),
+    },
+    reverse: config.reverse.map((r) => ({ listen: formatAuthority(r.listen), upstream: `https://${formatAuthority(r.upstream)}`, product: r.product.id })),
+    timeouts: config.timeouts,
+    access: { allowedClients: config.allowedClients, allowPrivateDestinations: p.allowPrivateDestinations, connectPorts: [...p.connectPorts] },
+    log: config.log,
+  };
+}

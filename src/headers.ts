@@ -1,0 +1,83 @@
+// PURE. Header surgery on flat rawHeaders arrays ([name, value, name, value, …]), the form
+// node:http gives (req.rawHeaders) and undici takes, so no object is built per request.
+
+/**
+ * Hop-by-hop fields (RFC 9110 §7.6.1) plus fields the proxy consumes or must never pass on:
+ * the caller's proxy credentials, client-address disclosure, Expect (answered by the proxy,
+ * RFC 9110 §10.1.1) and Host (rebuilt from the fixed origin, RFC 9112 §3.2).
+ */
+const DROPPED_REQUEST = new Set([
+  'connection', 'proxy-connection', 'keep-alive', 'te', 'transfer-encoding', 'upgrade', 'trailer',
+  'proxy-authorization', 'proxy-authenticate', 'host', 'expect',
+  'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'forwarded', 'x-real-ip', 'via',
+]);
+
+/** Response fields that describe the upstream hop and not the message (RFC 9110 §7.6.1). */
+const DROPPED_RESPONSE = new Set(['connection', 'proxy-connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'trailer', 'te']);
+
+/** Names listed in Connection headers (RFC 9110 §7.6.1): they are hop-by-hop too. */
+function connectionTokens(raw: readonly string[]): Set<string> | undefined {
+  let out: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== 10 && name.length !== 16) continue;
+    const lower = name.toLowerCase();
+    if (lower !== 'connection' && lower !== 'proxy-connection') continue;
+    for (const token of raw[i + 1]!.split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t !== '' && t !== 'close' && t !== 'keep-alive') (out ??= new Set()).add(t);
+    }
+  }
+  return out;
+}
+
+/** Returns the first value of a header (case-insensitive), or undefined. */
+export function getHeader(raw: readonly string[], lowerName: string): string | undefined {
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) return raw[i + 1];
+  }
+  return undefined;
+}
+
+/** Counts the occurrences of a header (case-insensitive). */
+export function countHeader(raw: readonly string[], lowerName: string): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) n++;
+  }
+  return n;
+}
+
+/**
+ * Builds the upstream request headers: hop-by-hop and proxy-only fields removed, and, when
+ * userAgent is given, every User-Agent replaced by exactly one with that value.
+ */
+export function buildRequestHeaders(raw: readonly string[], userAgent: string | undefined): string[] {
+  const extra = connectionTokens(raw);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (DROPPED_REQUEST.has(lower) || extra?.has(lower)) continue;
+    if (userAgent !== undefined && lower === 'user-agent') continue;
+    out.push(name, raw[i + 1]!);
+  }
+  if (userAgent !== undefined) out.push('User-Agent', userAgent);
+  return out;
+}
+
+/** Builds the client response headers from undici's raw response headers (latin1 buffers or strings). */
+export function buildResponseHeaders(raw: readonly (Buffer | string)[]): string[] {
+  const strings = raw.map((v) => (typeof v === 'string' ? v : v.toString('latin1')));
+  const extra = connectionTokens(strings);
+  const out: string[] = [];
+  for (let i = 0; i < strings.length; i += 2) {
+    const name = strings[i]!;
+    const lower = name.toLowerCase();
+    if (DROPPED_RESPONSE.has(lower) || extra?.has(lower)) continue;
+    out.push(name, strings[i + 1]!);
+  }
+  return out;
+}

@@ -1,0 +1,94 @@
+// TLS termination with minted leaves: a tls.TLSSocket over the CONNECT socket, fed to one
+// internal http.Server. No loopback hop and no server per host: the decrypted stream enters
+// the very same handleRequest as plain and reverse requests.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
+import { TLSSocket } from 'node:tls';
+import type { LeafIssuer } from './ca.js';
+import type { Timeouts } from './config.js';
+import { ProxyError, handleClientError, writeRawError } from './errors.js';
+import type { RequestContext } from './forward.js';
+
+export interface Interceptor {
+  /** Answers the CONNECT with 200, terminates TLS for host and serves the requests inside. */
+  intercept(socket: Duplex, head: Buffer, ctx: RequestContext & { origin: NonNullable<RequestContext['origin']> }): Promise<void>;
+  /** Closes idle intercepted connections; busy ones end after their current response. */
+  closeIdle(): void;
+  /** Destroys every intercepted connection. */
+  closeAll(): void;
+}
+
+/** Wraps a socket whose first bytes were already read (the CONNECT `head`) so TLS sees them first. */
+function withHead(socket: Duplex, head: Buffer): Duplex {
+  if (head.length === 0) return socket;
+  const wrapped = new Duplex({
+    read() { socket.resume(); },
+    write(chunk, encoding, cb) { socket.write(chunk, encoding, cb); },
+    final(cb) { socket.end(); cb(); },
+    destroy(err, cb) { socket.destroy(err ?? undefined); cb(err); },
+  });
+  wrapped.push(head);
+  socket.on('data', (d: Buffer) => { if (!wrapped.push(d)) socket.pause(); });
+  socket.on('end', () => wrapped.push(null));
+  socket.on('error', (e) => wrapped.destroy(e));
+  socket.on('close', () => wrapped.destroy());
+  return wrapped;
+}
+
+/** Creates the interceptor; onRequest is handleRequest bound to the live runtime. */
+export function createInterceptor(opts: {
+  issuer: () => LeafIssuer;
+  timeouts: () => Timeouts;
+  onRequest: (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => void;
+}): Interceptor {
+  const contexts = new WeakMap<object, RequestContext>();
+  const t = opts.timeouts();
+  const server: Server = createServer({ keepAliveTimeout: t.idle, headersTimeout: t.headers, requestTimeout: 0 }, (req, res) => {
+    const ctx = contexts.get(req.socket);
+    if (ctx === undefined) return res.destroy();
+    opts.onRequest(ctx, req, res);
+  });
+  server.on('clientError', handleClientError);
+  // A CONNECT inside an intercepted tunnel would escape the policy.
+  server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    writeRawError(socket, new ProxyError('BadRequest', 'CONNECT is not allowed inside an intercepted connection'));
+  });
+  server.on('upgrade', (_req: IncomingMessage, socket: Duplex) => {
+    writeRawError(socket, new ProxyError('BadRequest', 'Protocol upgrades are not supported on Microsoft security APIs'));
+  });
+
+  return {
+    async intercept(socket, head, ctx) {
+      const host = ctx.origin.host;
+      let secureContext;
+      try {
+        secureContext = await opts.issuer().secureContextFor(host);
+      } catch (err) {
+        writeRawError(socket, new ProxyError('InternalError', `cannot issue a certificate for ${host}: ${(err as Error).message}`));
+        return;
+      }
+      if (socket.destroyed) return;
+      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      const tls = new TLSSocket(withHead(socket, head) as Socket, {
+        isServer: true,
+        secureContext,
+        // HTTP/2 is not offered, so every client speaks HTTP/1.1 to the policy (no bypass by ALPN).
+        ALPNProtocols: ['http/1.1'],
+        // A ClientHello naming another host than the CONNECT fails the handshake: never forward elsewhere.
+        SNICallback: (name, cb) => (name.toLowerCase().replace(/\.$/, '') === host ? cb(null, secureContext) : cb(new Error(`SNI ${name} does not match CONNECT ${host}`), undefined)),
+      });
+      tls.on('error', () => tls.destroy());
+      socket.on('error', () => tls.destroy());
+      tls.setTimeout?.(opts.timeouts().idle, () => tls.destroy());
+      contexts.set(tls, ctx);
+      server.emit('connection', tls);
+    },
+    closeIdle() {
+      server.closeIdleConnections();
+    },
+    closeAll() {
+      server.closeAllConnections();
+    },
+  };
+}

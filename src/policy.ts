@@ -1,0 +1,163 @@
+// PURE. Decisions as values: what to do with a CONNECT, a destination, a caller and a request.
+// Reason strings are fixed; they appear in logs and in `explain`, never as metric labels.
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { hostKind, isEnforced, type Catalogue } from './catalogue.js';
+import { classifyHost, isRestricted, formatAuthority } from './target.js';
+import { formatPartnerUserAgent, isCompliant, parsePartnerUserAgent, type PartnerIdentity } from './user-agent.js';
+import type { ErrorCode } from './errors.js';
+import type { RequestAction } from './events.js';
+
+export type PolicyMode = 'rewrite' | 'reject' | 'audit';
+export type RewriteStyle = 'replace' | 'prepend';
+export type OtherHosts = 'tunnel' | 'deny';
+
+/** A configured product: the identity its callers are held to. */
+export interface Product extends PartnerIdentity {
+  readonly id: string;
+  /** The compliant User-Agent, formatted once. */
+  readonly userAgent: string;
+  /** Proxy credentials that bind a caller to this product. */
+  readonly credentials?: { readonly username: string; readonly password: string };
+}
+
+/** Everything the decisions need, compiled once from the config. */
+export interface Policy {
+  readonly mode: PolicyMode;
+  readonly rewrite: RewriteStyle;
+  readonly catalogue: Catalogue;
+  readonly otherHosts: OtherHosts;
+  readonly products: readonly Product[];
+  /** The product of callers that present no credentials (undefined when credentials are required). */
+  readonly defaultProduct: Product | undefined;
+  readonly allowPrivateDestinations: boolean;
+  readonly connectPorts: ReadonlySet<number>;
+  /** `host:port` (lowercase, IPv6 bracketed) → `address:port` overrides of where a destination connects. */
+  readonly resolve: ReadonlyMap<string, string>;
+}
+
+export type ConnectAction = 'intercept' | 'tunnel' | 'deny';
+
+export interface ConnectDecision {
+  readonly action: ConnectAction;
+  readonly reason: string;
+  readonly error?: ErrorCode;
+}
+
+export interface RequestDecision {
+  /** 'passed': not a Microsoft security API call; forwarded unchanged and not counted. */
+  readonly action: RequestAction | 'passed';
+  readonly reason: string;
+  /** The User-Agent to send upstream, when it changes. */
+  readonly userAgent?: string;
+}
+
+export interface RequestFacts {
+  readonly product: Product;
+  readonly host: string;
+  readonly path: string;
+  readonly userAgent: string | undefined;
+}
+
+/** Where a destination connects: the `upstream.resolve` override, else itself. */
+export function resolveDestination(policy: Policy, host: string, port: number): { host: string; port: number; overridden: boolean } {
+  const mapped = policy.resolve.get(formatAuthority({ host, port }));
+  if (mapped === undefined) return { host, port, overridden: false };
+  const i = mapped.lastIndexOf(':');
+  return { host: mapped.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(mapped.slice(i + 1)), overridden: true };
+}
+
+/**
+ * Refuses loopback, link-local, private and disguised addresses (`127.1`, `2130706433`, `[::1]`)
+ * unless `upstream.resolve` names the destination or private destinations are allowed.
+ */
+export function decideDestination(policy: Policy, host: string, port: number): ConnectDecision | undefined {
+  if (policy.allowPrivateDestinations) return undefined;
+  if (policy.resolve.has(formatAuthority({ host, port }))) return undefined;
+  const cls = classifyHost(host);
+  if (isRestricted(cls)) return { action: 'deny', reason: `${cls}-destination`, error: 'DestinationDenied' };
+  return undefined;
+}
+
+/** Decides what a CONNECT to host:port becomes: intercepted, tunnelled blind, or denied. */
+export function decideConnect(policy: Policy, host: string, port: number): ConnectDecision {
+  if (!policy.connectPorts.has(port)) return { action: 'deny', reason: 'port-not-allowed', error: 'DestinationDenied' };
+  const denied = decideDestination(policy, host, port);
+  if (denied !== undefined) return denied;
+  const kind = hostKind(policy.catalogue, host);
+  if (kind === 'api' || kind === 'graph') return { action: 'intercept', reason: 'catalogue-host' };
+  if (kind === 'token') return { action: 'tunnel', reason: 'token-endpoint' };
+  if (policy.otherHosts === 'deny') return { action: 'deny', reason: 'other-host-denied', error: 'DestinationDenied' };
+  return { action: 'tunnel', reason: 'other-host' };
+}
+
+/** Why a User-Agent is not compliant, as a fixed reason string. */
+function nonCompliantReason(ua: string | undefined): string {
+  if (ua === undefined || ua.trim() === '') return 'missing-user-agent';
+  const parsed = parsePartnerUserAgent(ua);
+  if (parsed === undefined) return 'non-partner-user-agent';
+  if (parsed.legacy) return 'legacy-user-agent';
+  return 'other-product-user-agent';
+}
+
+/** Decides what happens to one request: compliant, rewritten, rejected, audited, or passed (not an API call). */
+export function decideRequest(policy: Policy, facts: RequestFacts): RequestDecision {
+  if (!isEnforced(policy.catalogue, facts.host, facts.path)) return { action: 'passed', reason: 'not-an-api-call' };
+  const { product, userAgent } = facts;
+  if (isCompliant(userAgent, product)) return { action: 'compliant', reason: 'compliant-user-agent' };
+  const reason = nonCompliantReason(userAgent);
+  switch (policy.mode) {
+    case 'reject':
+      return { action: 'rejected', reason };
+    case 'audit':
+      return { action: 'audited', reason };
+    case 'rewrite':
+      return { action: 'rewritten', reason, userAgent: rewrittenUserAgent(policy.rewrite, product, userAgent) };
+  }
+}
+
+/**
+ * The User-Agent rewrite sends. `prepend` keeps the caller's own product tokens after the partner
+ * token (RFC 9110 §10.1.5 orders tokens by significance), minus a stale partner token of its own.
+ */
+export function rewrittenUserAgent(style: RewriteStyle, product: Product, original: string | undefined): string {
+  if (style === 'replace' || original === undefined) return product.userAgent;
+  const trimmed = original.trim();
+  if (trimmed === '') return product.userAgent;
+  const rest = parsePartnerUserAgent(trimmed) !== undefined ? (parsePartnerUserAgent(trimmed)?.rest ?? '') : trimmed;
+  return rest === '' ? product.userAgent : `${product.userAgent} ${rest}`;
+}
+
+export type IdentityDecision =
+  | { readonly product: Product; readonly error?: undefined }
+  | { readonly product?: undefined; readonly error: 'missing-credentials' | 'invalid-credentials' | 'unsupported-scheme' };
+
+const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+
+/** Binds a caller to a product from its Proxy-Authorization (RFC 9110 §11.7.1, Basic per RFC 7617). */
+export function decideIdentity(policy: Policy, proxyAuthorization: string | undefined): IdentityDecision {
+  if (proxyAuthorization === undefined) {
+    return policy.defaultProduct !== undefined ? { product: policy.defaultProduct } : { error: 'missing-credentials' };
+  }
+  const m = /^\s*basic\s+([A-Za-z0-9+/=._~-]+)\s*$/i.exec(proxyAuthorization);
+  if (m === null) return { error: 'unsupported-scheme' };
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  const username = colon < 0 ? decoded : decoded.slice(0, colon);
+  const password = colon < 0 ? '' : decoded.slice(colon + 1);
+  const product = policy.products.find((p) => p.credentials?.username === username);
+  if (product?.credentials === undefined) {
+    // Callers that send credentials nobody asked for keep the default product.
+    if (policy.defaultProduct !== undefined && !policy.products.some((p) => p.credentials)) return { product: policy.defaultProduct };
+    return { error: 'invalid-credentials' };
+  }
+  // Compare digests so the comparison takes the same time whatever the password's length.
+  if (!timingSafeEqual(digest(password), digest(product.credentials.password))) return { error: 'invalid-credentials' };
+  return { product };
+}
+
+/** Builds a Product from its identity, formatting the compliant User-Agent once. */
+export function createProduct(id: string, identity: PartnerIdentity, credentials?: Product['credentials']): Product {
+  const base = { id, company: identity.company, product: identity.product, version: identity.version, userAgent: formatPartnerUserAgent(identity) };
+  return Object.freeze(credentials === undefined ? base : { ...base, credentials: Object.freeze({ ...credentials }) });
+}
+

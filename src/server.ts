@@ -1,0 +1,162 @@
+// createProxy(config, {observer}) → listeners wired to the one request path.
+// The forward listener takes absolute-form requests and CONNECT; each reverse route has its own.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { createLeafIssuer, loadOrCreateCa, type LeafIssuer, type LoadedCa } from './ca.js';
+import { nameConstraintDomains } from './catalogue.js';
+import type { Config, ListenAddress } from './config.js';
+import { ProxyError, handleClientError, writeRawError } from './errors.js';
+import { noopObserver, type ProxyObserver } from './events.js';
+import { handleRequest, type RequestContext, type Runtime } from './forward.js';
+import { createInterceptor } from './intercept.js';
+import { handleConnect } from './tunnel.js';
+import { createUpstream } from './upstream.js';
+
+export interface ListeningAddresses {
+  readonly proxy: AddressInfo;
+  readonly reverse: readonly AddressInfo[];
+}
+
+export interface ProxyServer {
+  /** Opens the forward listener and every reverse route. */
+  listen(): Promise<ListeningAddresses>;
+  /** Serves new requests with another config (listen addresses and CA stay as they are). */
+  reload(config: Config): void;
+  /** Stops accepting, lets in-flight exchanges finish for up to timeoutMs, then closes everything. */
+  drain(timeoutMs: number): Promise<void>;
+  /** Closes everything now. */
+  close(): Promise<void>;
+  readonly ca: LoadedCa;
+  readonly runtime: Runtime;
+}
+
+/** Builds the client allow-list from CIDRs (access.allowedClients). */
+function allowList(cidrs: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const [addr, bits] = cidr.split('/') as [string, string];
+    list.addSubnet(addr, Number(bits), isIPv6(addr) ? 'ipv6' : 'ipv4');
+  }
+  return list;
+}
+
+function clientAllowed(list: BlockList, socket: Socket): boolean {
+  const addr = socket.remoteAddress;
+  if (addr === undefined) return false;
+  if (isIPv6(addr)) {
+    const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(addr);
+    return mapped ? list.check(mapped[1]!, 'ipv4') : list.check(addr, 'ipv6');
+  }
+  return list.check(addr, 'ipv4');
+}
+
+function listenOn(server: Server, at: ListenAddress): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(at.port, at.host, () => {
+      server.off('error', reject);
+      resolve(server.address() as AddressInfo);
+    });
+  });
+}
+
+/** Loads (or creates) the interception CA and builds the leaf issuer for a config. */
+export async function loadInterceptionCa(config: Config, observer: ProxyObserver): Promise<{ ca: LoadedCa; issuer: LeafIssuer }> {
+  const ca = await loadOrCreateCa({
+    ...(config.ca.cert !== undefined ? { certFile: config.ca.cert, keyFile: config.ca.key } : {}),
+    stateDir: config.stateDir,
+    permittedDomains: nameConstraintDomains(config.policy.catalogue),
+  });
+  const issuer = await createLeafIssuer(ca.ca, { onIssued: (host) => observer.certificateIssued?.(host) });
+  return { ca, issuer };
+}
+
+/** Creates the proxy for a config; nothing listens until listen(). */
+export async function createProxy(config: Config, opts: { observer?: ProxyObserver } = {}): Promise<ProxyServer> {
+  const observer = opts.observer ?? noopObserver;
+  const { ca, issuer } = await loadInterceptionCa(config, observer);
+  let runtime: Runtime = { config, upstream: createUpstream(config), observer };
+  let allowed = allowList(config.allowedClients);
+  let draining = false;
+
+  const interceptor = createInterceptor({
+    issuer: () => issuer,
+    timeouts: () => runtime.config.timeouts,
+    onRequest: (ctx, req, res) => handleRequest(runtime, ctx, req, res),
+  });
+
+  const servers: Server[] = [];
+  const makeServer = (onRequest: (req: IncomingMessage, res: ServerResponse) => void): Server => {
+    const t = config.timeouts;
+    const server = createServer({ keepAliveTimeout: t.idle, headersTimeout: t.headers, requestTimeout: 0 }, (req, res) => {
+      if (draining) res.shouldKeepAlive = false;
+      onRequest(req, res);
+    });
+    server.on('connection', (socket: Socket) => {
+      if (!clientAllowed(allowed, socket)) {
+        writeRawError(socket, new ProxyError('ClientDenied', `Client ${socket.remoteAddress ?? '?'} is not in access.allowedClients`));
+        return;
+      }
+      socket.setNoDelay(true);
+      observer.connectionOpen?.();
+      socket.once('close', () => observer.connectionClose?.());
+    });
+    server.on('clientError', handleClientError);
+    servers.push(server);
+    return server;
+  };
+
+  const forwardCtx: RequestContext = { mode: 'forward' };
+  const forward = makeServer((req, res) => handleRequest(runtime, forwardCtx, req, res));
+  forward.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (draining) return writeRawError(socket, new ProxyError('ServiceUnavailable', 'The proxy is shutting down'));
+    handleConnect(runtime, interceptor, req, socket, head);
+  });
+  // Reverse contexts are rebuilt on reload so a changed product applies to the next request.
+  const reverseContexts = (c: Config): RequestContext[] =>
+    c.reverse.map((r) => ({ mode: 'reverse', origin: { scheme: 'https', host: r.upstream.host, port: r.upstream.port }, product: r.product }));
+  let reverseCtx = reverseContexts(config);
+  const reverse = config.reverse.map((route, i) => ({ route, server: makeServer((req, res) => handleRequest(runtime, reverseCtx[i]!, req, res)) }));
+
+  const closeServers = (): Promise<void> =>
+    Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve())))).then(() => undefined);
+
+  return {
+    ca,
+    get runtime() {
+      return runtime;
+    },
+    async listen() {
+      const proxy = await listenOn(forward, config.listen);
+      const rev: AddressInfo[] = [];
+      for (const r of reverse) rev.push(await listenOn(r.server, r.route.listen));
+      return { proxy, reverse: rev };
+    },
+    reload(next) {
+      const old = runtime.upstream;
+      runtime = { config: next, upstream: createUpstream(next), observer };
+      allowed = allowList(next.allowedClients);
+      if (next.reverse.length === config.reverse.length) reverseCtx = reverseContexts(next);
+      setTimeout(() => void old.close(), next.timeouts.drain).unref();
+    },
+    async drain(timeoutMs) {
+      draining = true;
+      const closed = closeServers();
+      for (const s of servers) s.closeIdleConnections();
+      interceptor.closeIdle();
+      const timer = new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref());
+      await Promise.race([closed, timer]);
+      for (const s of servers) s.closeAllConnections();
+      interceptor.closeAll();
+      await runtime.upstream.close();
+    },
+    async close() {
+      draining = true;
+      for (const s of servers) s.closeAllConnections();
+      interceptor.closeAll();
+      await closeServers();
+      await runtime.upstream.close();
+    },
+  };
+}
