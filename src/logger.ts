@@ -1,0 +1,174 @@
+// Structured logs: pino JSON on stdout, written asynchronously so the request path never waits on a
+// slow pipe, and an observer that writes one canonical line per exchange and per CONNECT decision.
+// Nothing here ever logs a header block: an Authorization value or a password cannot reach a line.
+
+import pino from 'pino';
+import type { ExchangeEvent, ProxyObserver, ReloadResult, TunnelEvent } from './events.js';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+/** Closed set of log levels, for config validation and CLI choices. */
+export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** Longest untrusted value (User-Agent, host) written to a line; longer ones are cut. */
+export const MAX_LOGGED_VALUE = 256;
+
+/** The log field names; the same words appear in every line so queries survive refactors. */
+export const LOG_FIELDS = {
+  event: 'event',
+  product: 'product',
+  api: 'api',
+  method: 'method',
+  status: 'status',
+  action: 'action',
+  reason: 'reason',
+  mode: 'mode',
+  host: 'host',
+  port: 'port',
+  userAgent: 'userAgent',
+  durationMs: 'durationMs',
+  error: 'error',
+  aborted: 'aborted',
+  result: 'result',
+  code: 'code',
+} as const;
+
+/** Values of the `event` field: what kind of line this is. */
+export const LOG_EVENTS = {
+  exchange: 'exchange',
+  tunnel: 'tunnel',
+  configReload: 'configReload',
+  certificateIssued: 'certificateIssued',
+  upstreamError: 'upstreamError',
+} as const;
+
+/** Paths censored if any module ever logs an object carrying credentials; belt and braces. */
+export const REDACT_PATHS: readonly string[] = [
+  'authorization',
+  'password',
+  'headers.authorization',
+  'headers["proxy-authorization"]',
+  '*.password',
+  '*.authorization',
+  '*["proxy-authorization"]',
+  '*.*.password',
+];
+
+export interface LoggerOptions {
+  level: LogLevel;
+  /** A stream, or a file descriptor (default 1, stdout). */
+  destination?: NodeJS.WritableStream | number;
+  /** Write synchronously to the descriptor (default false); ignored for a stream destination. */
+  sync?: boolean;
+}
+
+/** Creates the process logger: JSON lines, string levels, ISO time, credentials redacted. */
+export function createLogger(opts: LoggerOptions): pino.Logger {
+  const dest = opts.destination ?? 1;
+  const stream = typeof dest === 'number' ? pino.destination({ dest, sync: opts.sync ?? false }) : dest;
+  return pino(
+    {
+      level: opts.level,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: [...REDACT_PATHS], censor: '[redacted]' },
+    },
+    stream,
+  );
+}
+
+/** Flushes buffered lines (before exit or after a drain); resolves within timeoutMs even if stdout is stuck. */
+export function flushLogger(logger: pino.Logger, timeoutMs = 2000): Promise<void> {
+  // With minLength 0 sonic-boom's flush(cb) calls back at once even while a write is still in flight,
+  // so also wait for its 'drain'. `_writing` is sonic-boom 4 internals; without it, flush() is all we have.
+  const stream = (logger as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as
+    | { _writing?: boolean; once?: (event: string, fn: () => void) => void }
+    | undefined;
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, timeoutMs);
+    const done = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    try {
+      logger.flush(() => {
+        if (stream?._writing === true && typeof stream.once === 'function') {
+          stream.once('drain', done);
+          stream.once('error', done);
+        } else {
+          done();
+        }
+      });
+    } catch {
+      done();
+    }
+  });
+}
+
+/** Cuts an untrusted value to MAX_LOGGED_VALUE characters. */
+export function truncate(value: string | undefined): string | undefined {
+  return value !== undefined && value.length > MAX_LOGGED_VALUE ? value.slice(0, MAX_LOGGED_VALUE) : value;
+}
+
+// An upstream fault is worth a warning; a refusal by the proxy (407, 403, 400) or a client abort is not.
+const isUpstreamFailure = (e: ExchangeEvent): boolean =>
+  e.error !== undefined && (e.error.startsWith('Upstream') || e.status >= 500);
+
+/** Observer that writes one line per exchange and per CONNECT decision, plus config reloads. */
+export function createLogObserver(logger: pino.Logger): ProxyObserver {
+  const F = LOG_FIELDS;
+  // Like every observer, a fault here must not reach the request path.
+  const guard = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A): void => {
+    try {
+      fn(...args);
+    } catch {
+      // A log line lost is better than a request failed.
+    }
+  };
+  return {
+    exchangeEnd: guard((e: ExchangeEvent) => {
+      const line: Record<string, unknown> = {
+        [F.event]: LOG_EVENTS.exchange,
+        [F.product]: e.product,
+        [F.api]: e.api,
+        [F.method]: truncate(e.method),
+        [F.status]: e.status,
+        [F.action]: e.action,
+        [F.reason]: e.reason,
+        [F.mode]: e.mode,
+        [F.host]: truncate(e.host),
+        [F.userAgent]: truncate(e.userAgent),
+        [F.durationMs]: Math.round(e.durationMs * 1000) / 1000,
+      };
+      if (e.error !== undefined) line[F.error] = e.error;
+      if (e.aborted === true) line[F.aborted] = true;
+      if (isUpstreamFailure(e)) logger.warn(line, LOG_EVENTS.exchange);
+      else logger.info(line, LOG_EVENTS.exchange);
+    }),
+    tunnel: guard((e: TunnelEvent) => {
+      const line: Record<string, unknown> = {
+        [F.event]: LOG_EVENTS.tunnel,
+        [F.action]: e.action,
+        [F.reason]: e.reason,
+        [F.product]: e.product,
+        [F.host]: truncate(e.host),
+        [F.port]: e.port,
+      };
+      if (e.error !== undefined) line[F.error] = e.error;
+      logger.info(line, LOG_EVENTS.tunnel);
+    }),
+    configReload: guard((result: ReloadResult) => {
+      const line = { [F.event]: LOG_EVENTS.configReload, [F.result]: result };
+      if (result === 'success') logger.info(line, 'configuration reloaded');
+      else logger.warn(line, 'configuration reload refused; the last good configuration keeps serving');
+    }),
+    certificateIssued: guard((host: string) => {
+      logger.debug({ [F.event]: LOG_EVENTS.certificateIssued, [F.host]: truncate(host) }, LOG_EVENTS.certificateIssued);
+    }),
+    // The exchange line already carries the code at warn; this one is for blind tunnels and debugging.
+    upstreamError: guard((code: string) => {
+      logger.debug({ [F.event]: LOG_EVENTS.upstreamError, [F.code]: truncate(code) }, LOG_EVENTS.upstreamError);
+    }),
+  };
+}

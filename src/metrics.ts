@@ -1,0 +1,169 @@
+// Prometheus metrics fed by a ProxyObserver: the request path reports events, this file turns them
+// into series on an injected Registry. Every label value comes from a bounded set, so a flood of
+// random paths, hosts, methods or User-Agents can never add series.
+
+import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
+import type { ExchangeEvent, ProxyObserver, ReloadResult, RequestAction, TunnelAction, TunnelEvent } from './events.js';
+
+/** Prefix of every metric name, the default process metrics included. */
+export const METRIC_PREFIX = 'mde_partner_proxy_';
+
+/** Product label for callers bound to no configured product (and for any unknown id). */
+export const UNREGISTERED_PRODUCT = 'unregistered';
+
+/** Catch-all label value for anything outside a bounded set. */
+export const OTHER_LABEL = 'other';
+
+/** Methods that keep their own label value; RFC 9110 §9.1 methods are case-sensitive, so 'get' is 'other'. */
+export const METHOD_LABELS: readonly string[] = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'];
+
+/** Request actions counted by requests_total; 'passed' traffic is not an API call and is not counted. */
+export const REQUEST_ACTIONS: readonly RequestAction[] = ['compliant', 'rewritten', 'rejected', 'audited'];
+
+/** Tunnel actions, pre-initialised at zero. */
+export const TUNNEL_ACTIONS: readonly TunnelAction[] = ['tunnelled', 'intercepted', 'denied'];
+
+/** Config reload results, pre-initialised at zero. */
+export const RELOAD_RESULTS: readonly ReloadResult[] = ['success', 'failure'];
+
+/** Upstream error codes that keep their own label value by default; others count as 'other'. */
+export const UPSTREAM_ERROR_CODES: readonly string[] = ['UpstreamUnreachable', 'UpstreamTimeout', 'UpstreamTlsError', 'UpstreamReset'];
+
+/** Duration buckets in seconds: loopback-fast rejections up to slow advanced-hunting queries. */
+export const DURATION_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+export interface Metrics {
+  readonly observer: ProxyObserver;
+  readonly registry: Registry;
+  /** Replace the configured product ids (on config reload); ids no longer configured count as 'unregistered'. */
+  setProducts(ids: readonly string[]): void;
+}
+
+export interface MetricsOptions {
+  registry: Registry;
+  products: readonly string[];
+  /** The bounded API label set (catalogue.API_LABELS); 'other' is always included. */
+  apiLabels: readonly string[];
+  version: string;
+  /** Register prom-client's default process metrics with the same prefix; default true. */
+  collectDefault?: boolean;
+  /** Upstream error codes that keep their own label; default UPSTREAM_ERROR_CODES. */
+  upstreamErrorCodes?: readonly string[];
+}
+
+/** Status as a 3-digit label, or '0' when no valid status reached the client. */
+export function statusLabel(status: number): string {
+  return Number.isInteger(status) && status >= 100 && status <= 599 ? String(status) : '0';
+}
+
+/** Registers the proxy's metrics on the given registry and returns the observer that feeds them. */
+export function createMetrics(opts: MetricsOptions): Metrics {
+  const { registry } = opts;
+  const registers = [registry];
+  const apis = new Set<string>([...opts.apiLabels, OTHER_LABEL]);
+  const methods = new Set<string>(METHOD_LABELS);
+  const actions = new Set<string>(REQUEST_ACTIONS);
+  const tunnelActions = new Set<string>(TUNNEL_ACTIONS);
+  const reloadResults = new Set<string>(RELOAD_RESULTS);
+  const errorCodes = new Set<string>([...(opts.upstreamErrorCodes ?? UPSTREAM_ERROR_CODES), OTHER_LABEL]);
+  let products = new Set<string>([...opts.products, UNREGISTERED_PRODUCT]);
+
+  const requests = new Counter({
+    name: `${METRIC_PREFIX}requests_total`,
+    help: 'Microsoft security API requests by product, API collection, method, status sent to the client (0: client went away first) and policy action.',
+    labelNames: ['product', 'api', 'method', 'code', 'action'] as const,
+    registers,
+  });
+  const duration = new Histogram({
+    name: `${METRIC_PREFIX}request_duration_seconds`,
+    help: 'Time from request head to the end of the response for API requests sent to Microsoft (rejected requests excluded).',
+    labelNames: ['product', 'api'] as const,
+    buckets: [...DURATION_BUCKETS],
+    registers,
+  });
+  const tunnels = new Counter({
+    name: `${METRIC_PREFIX}tunnels_total`,
+    help: 'CONNECT requests by decision: tunnelled (blind), intercepted (TLS terminated, policy applied) or denied.',
+    labelNames: ['action'] as const,
+    registers,
+  });
+  const openConnections = new Gauge({
+    name: `${METRIC_PREFIX}open_connections`,
+    help: 'Client connections currently open on the proxy listeners.',
+    registers,
+  });
+  const certificates = new Counter({
+    name: `${METRIC_PREFIX}certificates_issued_total`,
+    help: 'Leaf certificates minted by the interception CA.',
+    registers,
+  });
+  const upstreamErrors = new Counter({
+    name: `${METRIC_PREFIX}upstream_errors_total`,
+    help: 'Failed outbound connections or exchanges by stable error code.',
+    labelNames: ['code'] as const,
+    registers,
+  });
+  const reloads = new Counter({
+    name: `${METRIC_PREFIX}config_reloads_total`,
+    help: 'Configuration reloads by result; a failed reload keeps the last good configuration serving.',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const buildInfo = new Gauge({
+    name: `${METRIC_PREFIX}build_info`,
+    help: 'Always 1; labels carry the proxy and Node.js versions.',
+    labelNames: ['version', 'node'] as const,
+    registers,
+  });
+  buildInfo.set({ version: opts.version, node: process.version }, 1);
+
+  // Zero series for the small closed sets, so rate() and increase() see the first event. requests_total
+  // is not pre-initialised: rate() works per series, and a zero on an arbitrary api/method/code
+  // combination would add series without helping the ones that later appear.
+  for (const action of TUNNEL_ACTIONS) tunnels.labels({ action }).inc(0);
+  for (const result of RELOAD_RESULTS) reloads.labels({ result }).inc(0);
+  for (const code of errorCodes) upstreamErrors.labels({ code }).inc(0);
+
+  if (opts.collectDefault ?? true) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+
+  const bound = (set: ReadonlySet<string>, value: unknown, fallback: string): string =>
+    typeof value === 'string' && set.has(value) ? value : fallback;
+
+  const exchangeEnd = (e: ExchangeEvent): void => {
+    if (!actions.has(e.action)) return; // 'passed' (and anything unknown) is not an API call
+    const product = bound(products, e.product, UNREGISTERED_PRODUCT);
+    const api = bound(apis, e.api, OTHER_LABEL);
+    requests.inc({ product, api, method: bound(methods, e.method, OTHER_LABEL), code: statusLabel(e.status), action: e.action });
+    // A rejected request never leaves the proxy; its few microseconds would hide Microsoft's latency.
+    if (e.action !== 'rejected' && Number.isFinite(e.durationMs) && e.durationMs >= 0) {
+      duration.observe({ product, api }, e.durationMs / 1000);
+    }
+  };
+
+  // Observers never throw into the request path (events.ts); a fault here loses one sample, no more.
+  const guard = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A): void => {
+    try {
+      fn(...args);
+    } catch {
+      // Deliberately ignored: metrics are best effort, the proxy is not.
+    }
+  };
+
+  const observer: ProxyObserver = {
+    exchangeEnd: guard(exchangeEnd),
+    tunnel: guard((e: TunnelEvent) => tunnels.inc({ action: bound(tunnelActions, e.action, OTHER_LABEL) })),
+    connectionOpen: guard(() => openConnections.inc()),
+    connectionClose: guard(() => openConnections.dec()),
+    certificateIssued: guard(() => certificates.inc()),
+    upstreamError: guard((code: string) => upstreamErrors.inc({ code: bound(errorCodes, code, OTHER_LABEL) })),
+    configReload: guard((result: ReloadResult) => reloads.inc({ result: bound(reloadResults, result, OTHER_LABEL) })),
+  };
+
+  return {
+    observer,
+    registry,
+    setProducts(ids: readonly string[]): void {
+      products = new Set([...ids, UNREGISTERED_PRODUCT]);
+    },
+  };
+}

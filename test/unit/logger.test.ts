@@ -1,0 +1,147 @@
+import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import type { ExchangeEvent } from '../../src/events.js';
+import { LOG_FIELDS, MAX_LOGGED_VALUE, createLogObserver, createLogger, flushLogger, type LogLevel } from '../../src/logger.js';
+
+/** A logger writing to memory, and the parsed lines written so far. */
+function capture(level: LogLevel = 'info'): { logger: ReturnType<typeof createLogger>; lines: () => Record<string, unknown>[]; raw: () => string } {
+  const stream = new PassThrough();
+  let raw = '';
+  stream.on('data', (d: Buffer) => (raw += d.toString()));
+  const logger = createLogger({ level, destination: stream });
+  const lines = (): Record<string, unknown>[] =>
+    raw
+      .split('\n')
+      .filter((l) => l !== '')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { logger, lines, raw: () => raw };
+}
+
+function exchange(over: Partial<ExchangeEvent> = {}): ExchangeEvent {
+  return {
+    product: 'cognito',
+    api: 'machines',
+    method: 'GET',
+    status: 200,
+    action: 'rewritten',
+    reason: 'user-agent-missing',
+    mode: 'intercept',
+    host: 'api.security.microsoft.com',
+    userAgent: 'python-requests/2.32.3',
+    durationMs: 12.3456789,
+    ...over,
+  };
+}
+
+describe('createLogObserver', () => {
+  it('writes one info line per exchange with the canonical fields', () => {
+    const { logger, lines } = capture();
+    createLogObserver(logger).exchangeEnd?.(exchange());
+    const out = lines();
+    expect(out).toHaveLength(1);
+    expect(out[0]).toMatchObject({
+      level: 'info',
+      msg: 'exchange',
+      [LOG_FIELDS.event]: 'exchange',
+      [LOG_FIELDS.product]: 'cognito',
+      [LOG_FIELDS.api]: 'machines',
+      [LOG_FIELDS.method]: 'GET',
+      [LOG_FIELDS.status]: 200,
+      [LOG_FIELDS.action]: 'rewritten',
+      [LOG_FIELDS.reason]: 'user-agent-missing',
+      [LOG_FIELDS.mode]: 'intercept',
+      [LOG_FIELDS.host]: 'api.security.microsoft.com',
+      [LOG_FIELDS.userAgent]: 'python-requests/2.32.3',
+      [LOG_FIELDS.durationMs]: 12.346,
+    });
+    expect(out[0]).not.toHaveProperty(LOG_FIELDS.error);
+    expect(typeof out[0]?.time).toBe('string');
+  });
+
+  it.each([
+    ['an upstream failure', 'warn', { status: 502, error: 'UpstreamUnreachable' }],
+    ['an upstream timeout', 'warn', { status: 504, error: 'UpstreamTimeout' }],
+    ['a 429 from Microsoft', 'info', { status: 429 }],
+    ['a rejection', 'info', { status: 403, action: 'rejected', error: 'PartnerUserAgentRequired' }],
+    ['a client abort', 'info', { status: 0, aborted: true }],
+  ] as const)('logs %s at %s', (_name, level, over) => {
+    const { logger, lines } = capture();
+    createLogObserver(logger).exchangeEnd?.(exchange(over as Partial<ExchangeEvent>));
+    expect(lines()[0]?.level).toBe(level);
+    if ('error' in over) expect(lines()[0]?.[LOG_FIELDS.error]).toBe(over.error);
+    if ('aborted' in over) expect(lines()[0]?.[LOG_FIELDS.aborted]).toBe(true);
+  });
+
+  it('truncates the untrusted User-Agent under its own key', () => {
+    const { logger, lines } = capture();
+    createLogObserver(logger).exchangeEnd?.(exchange({ userAgent: 'A'.repeat(10_000) }));
+    expect(lines()[0]?.[LOG_FIELDS.userAgent]).toBe('A'.repeat(MAX_LOGGED_VALUE));
+  });
+
+  it('writes one line per tunnel decision and per config reload', () => {
+    const { logger, lines } = capture();
+    const o = createLogObserver(logger);
+    o.tunnel?.({ action: 'denied', reason: 'private-destination', product: 'cognito', host: '127.1', port: 443, error: 'DestinationDenied' });
+    o.configReload?.('success');
+    o.configReload?.('failure');
+    expect(lines().map((l) => [l.level, l[LOG_FIELDS.event], l[LOG_FIELDS.action] ?? l[LOG_FIELDS.result]])).toEqual([
+      ['info', 'tunnel', 'denied'],
+      ['info', 'configReload', 'success'],
+      ['warn', 'configReload', 'failure'],
+    ]);
+    expect(lines()[0]).toMatchObject({ host: '127.1', port: 443, error: 'DestinationDenied' });
+  });
+
+  it('keeps certificate and upstream-error events at debug', () => {
+    const quiet = capture('info');
+    createLogObserver(quiet.logger).certificateIssued?.('api.security.microsoft.com');
+    createLogObserver(quiet.logger).upstreamError?.('UpstreamReset');
+    expect(quiet.lines()).toEqual([]);
+    const loud = capture('debug');
+    createLogObserver(loud.logger).upstreamError?.('UpstreamReset');
+    expect(loud.lines()[0]).toMatchObject({ level: 'debug', event: 'upstreamError', code: 'UpstreamReset' });
+  });
+
+  it('never throws into the request path', () => {
+    const { logger } = capture();
+    expect(() => createLogObserver(logger).exchangeEnd?.(undefined as unknown as ExchangeEvent)).not.toThrow();
+  });
+});
+
+describe('createLogger', () => {
+  it('redacts credentials if a caller ever logs them', () => {
+    const { logger, raw } = capture();
+    logger.info({ headers: { authorization: 'Bearer eyJ.secret', 'proxy-authorization': 'Basic c2VjcmV0' } }, 'oops');
+    logger.info({ credentials: { username: 'u', password: 'hunter2' } }, 'oops');
+    logger.info({ product: { credentials: { password: 'hunter3' } } }, 'oops');
+    expect(raw()).not.toMatch(/eyJ\.secret|c2VjcmV0|hunter2|hunter3/);
+    expect(raw()).toContain('[redacted]');
+  });
+
+  it('honours the level and silent', () => {
+    const warn = capture('warn');
+    warn.logger.info('hidden');
+    warn.logger.warn('shown');
+    expect(warn.lines().map((l) => l.msg)).toEqual(['shown']);
+    const silent = capture('silent');
+    silent.logger.fatal('hidden');
+    expect(silent.raw()).toBe('');
+  });
+
+  it('writes asynchronously to a file descriptor and flushes on demand', async () => {
+    const file = path.join(tmpdir(), `mde-logger-${process.pid}-${Date.now()}.log`);
+    const fd = openSync(file, 'w');
+    try {
+      const logger = createLogger({ level: 'info', destination: fd });
+      createLogObserver(logger).exchangeEnd?.(exchange());
+      await flushLogger(logger);
+      const line = JSON.parse(readFileSync(file, 'utf8').trim()) as Record<string, unknown>;
+      expect(line).toMatchObject({ event: 'exchange', product: 'cognito' });
+    } finally {
+      closeSync(fd);
+      rmSync(file, { force: true });
+    }
+  });
+});

@@ -1,0 +1,273 @@
+import { Registry } from 'prom-client';
+import type { ExchangeEvent } from '../../src/events.js';
+import { METHOD_LABELS, REQUEST_ACTIONS, createMetrics, statusLabel, type Metrics } from '../../src/metrics.js';
+import { promtoolCheckMetrics } from '../helpers/prometheus.js';
+
+const P = 'mde_partner_proxy_';
+const API_LABELS = ['machines', 'alerts', 'security.alerts_v2', 'other'] as const;
+const PRODUCTS = ['cognito', 'sandbox'] as const;
+
+type Labels = Record<string, string | number>;
+interface Series {
+  labels: Labels;
+  value: number;
+}
+
+/** Series of one metric (or of one histogram part such as `_count`), sorted for stable comparison. */
+async function series(registry: Registry, name: string, part?: string): Promise<Series[]> {
+  const metrics = await registry.getMetricsAsJSON();
+  const metric = metrics.find((m) => m.name === `${P}${name}`);
+  if (metric === undefined) throw new Error(`no metric ${P}${name}`);
+  return metric.values
+    .filter((v) => part === undefined || (v as { metricName?: string }).metricName === `${P}${name}${part}`)
+    .map((v) => ({ labels: { ...v.labels } as Labels, value: v.value }))
+    .sort((a, b) => JSON.stringify(a.labels).localeCompare(JSON.stringify(b.labels)));
+}
+
+const sorted = (list: Series[]): Series[] =>
+  [...list].sort((a, b) => JSON.stringify(a.labels).localeCompare(JSON.stringify(b.labels)));
+
+function exchange(over: Partial<ExchangeEvent>): ExchangeEvent {
+  return {
+    product: 'cognito',
+    api: 'machines',
+    method: 'GET',
+    status: 200,
+    action: 'compliant',
+    reason: 'test',
+    mode: 'intercept',
+    host: 'api.security.microsoft.com',
+    userAgent: 'MdePartner-Contoso-ContosoCognito/1.0.0',
+    durationMs: 42,
+    ...over,
+  };
+}
+
+function fresh(collectDefault = false): Metrics {
+  return createMetrics({ registry: new Registry(), products: PRODUCTS, apiLabels: API_LABELS, version: '1.2.3', collectDefault });
+}
+
+/** The known sequence of the issue: every action, a 429, upstream failures, an abort, and passed traffic. */
+function feedKnownSequence(m: Metrics): void {
+  const o = m.observer;
+  o.connectionOpen?.();
+  o.connectionOpen?.();
+  o.connectionOpen?.();
+  o.tunnel?.({ action: 'intercepted', reason: 'catalogue-host', product: 'cognito', host: 'api.security.microsoft.com', port: 443 });
+  o.tunnel?.({ action: 'tunnelled', reason: 'other-host', product: 'cognito', host: 'example.com', port: 443 });
+  o.tunnel?.({ action: 'denied', reason: 'private-destination', product: 'cognito', host: '127.1', port: 443, error: 'DestinationDenied' });
+  o.certificateIssued?.('api.security.microsoft.com');
+  o.exchangeEnd?.(exchange({ action: 'compliant' }));
+  o.exchangeEnd?.(exchange({ action: 'rewritten', api: 'alerts', userAgent: 'python-requests/2.32.3' }));
+  o.exchangeEnd?.(exchange({ action: 'rejected', method: 'POST', status: 403, error: 'PartnerUserAgentRequired', durationMs: 0.2 }));
+  o.exchangeEnd?.(exchange({ action: 'audited', product: 'sandbox', api: 'security.alerts_v2', mode: 'forward' }));
+  o.exchangeEnd?.(exchange({ action: 'rewritten', status: 429, durationMs: 80 })); // Microsoft throttling
+  o.upstreamError?.('UpstreamUnreachable');
+  o.exchangeEnd?.(exchange({ action: 'rewritten', status: 502, error: 'UpstreamUnreachable', durationMs: 3 }));
+  o.upstreamError?.('UpstreamTimeout');
+  o.exchangeEnd?.(exchange({ action: 'rewritten', status: 504, error: 'UpstreamTimeout', durationMs: 30_000 }));
+  o.exchangeEnd?.(exchange({ action: 'compliant', status: 0, aborted: true, durationMs: 5 })); // client went away
+  o.exchangeEnd?.(exchange({ action: 'passed', api: 'other', host: 'graph.microsoft.com', product: 'cognito' }));
+  o.exchangeEnd?.(exchange({ action: 'passed', api: 'other', host: 'login.microsoftonline.com', status: 0 }));
+  o.upstreamError?.('SomethingNew');
+  o.connectionClose?.();
+  o.configReload?.('success');
+  o.configReload?.('failure');
+  o.configReload?.('failure');
+}
+
+describe('createMetrics', () => {
+  it('counts a known sequence of events exactly, with bounded labels', async () => {
+    const m = fresh();
+    feedKnownSequence(m);
+    const r = m.registry;
+    const req = (product: string, api: string, method: string, code: string, action: string, value: number): Series => ({
+      labels: { product, api, method, code, action },
+      value,
+    });
+    expect(await series(r, 'requests_total')).toEqual(
+      sorted([
+        req('cognito', 'machines', 'GET', '200', 'compliant', 1),
+        req('cognito', 'alerts', 'GET', '200', 'rewritten', 1),
+        req('cognito', 'machines', 'POST', '403', 'rejected', 1),
+        req('sandbox', 'security.alerts_v2', 'GET', '200', 'audited', 1),
+        req('cognito', 'machines', 'GET', '429', 'rewritten', 1),
+        req('cognito', 'machines', 'GET', '502', 'rewritten', 1),
+        req('cognito', 'machines', 'GET', '504', 'rewritten', 1),
+        req('cognito', 'machines', 'GET', '0', 'compliant', 1),
+      ]),
+    );
+    // Rejected requests never reach Microsoft and are left out of the latency histogram.
+    expect(await series(r, 'request_duration_seconds', '_count')).toEqual(
+      sorted([
+        { labels: { product: 'cognito', api: 'machines' }, value: 5 },
+        { labels: { product: 'cognito', api: 'alerts' }, value: 1 },
+        { labels: { product: 'sandbox', api: 'security.alerts_v2' }, value: 1 },
+      ]),
+    );
+    const sums = await series(r, 'request_duration_seconds', '_sum');
+    expect(sums.find((s) => s.labels.api === 'machines')?.value).toBeCloseTo((42 + 80 + 3 + 30_000 + 5) / 1000, 6);
+    expect(await series(r, 'tunnels_total')).toEqual(
+      sorted([
+        { labels: { action: 'intercepted' }, value: 1 },
+        { labels: { action: 'tunnelled' }, value: 1 },
+        { labels: { action: 'denied' }, value: 1 },
+      ]),
+    );
+    expect(await series(r, 'open_connections')).toEqual([{ labels: {}, value: 2 }]);
+    expect(await series(r, 'certificates_issued_total')).toEqual([{ labels: {}, value: 1 }]);
+    expect(await series(r, 'upstream_errors_total')).toEqual(
+      sorted([
+        { labels: { code: 'UpstreamUnreachable' }, value: 1 },
+        { labels: { code: 'UpstreamTimeout' }, value: 1 },
+        { labels: { code: 'UpstreamTlsError' }, value: 0 },
+        { labels: { code: 'UpstreamReset' }, value: 0 },
+        { labels: { code: 'other' }, value: 1 },
+      ]),
+    );
+    expect(await series(r, 'config_reloads_total')).toEqual(
+      sorted([
+        { labels: { result: 'success' }, value: 1 },
+        { labels: { result: 'failure' }, value: 2 },
+      ]),
+    );
+    expect(await series(r, 'build_info')).toEqual([{ labels: { version: '1.2.3', node: process.version }, value: 1 }]);
+  });
+
+  it('shows the counts in the Prometheus text exposition', async () => {
+    const m = fresh();
+    feedKnownSequence(m);
+    const text = await m.registry.getSingleMetricAsString(`${P}requests_total`);
+    expect(text).toContain('# TYPE mde_partner_proxy_requests_total counter');
+    expect(text).toContain('mde_partner_proxy_requests_total{product="cognito",api="machines",method="GET",code="429",action="rewritten"} 1');
+    expect(text).toContain('mde_partner_proxy_requests_total{product="cognito",api="machines",method="GET",code="0",action="compliant"} 1');
+    expect(text).not.toContain('passed');
+  });
+
+  it('pre-initialises the small closed sets at zero and nothing per request', async () => {
+    const m = fresh();
+    expect(await series(m.registry, 'requests_total')).toEqual([]);
+    expect((await series(m.registry, 'tunnels_total')).map((s) => s.value)).toEqual([0, 0, 0]);
+    expect((await series(m.registry, 'config_reloads_total')).map((s) => s.value)).toEqual([0, 0]);
+    expect(await series(m.registry, 'open_connections')).toEqual([{ labels: {}, value: 0 }]);
+  });
+
+  it('never registers on the global registry', async () => {
+    const { register } = await import('prom-client');
+    const before = (await register.getMetricsAsJSON()).length;
+    fresh(true);
+    expect((await register.getMetricsAsJSON()).length).toBe(before);
+    expect(register.getSingleMetric(`${P}requests_total`)).toBeUndefined();
+  });
+
+  it('adds the default process metrics with the same prefix when asked', async () => {
+    const m = fresh(true);
+    const names = (await m.registry.getMetricsAsJSON()).map((x) => x.name);
+    expect(names).toContain(`${P}process_cpu_seconds_total`);
+    expect(names).toContain(`${P}nodejs_heap_size_used_bytes`);
+    expect(names.every((n) => n.startsWith(P))).toBe(true);
+  });
+
+  it('counts a product as unregistered once setProducts drops it, and a new one by name', async () => {
+    const m = fresh();
+    m.setProducts(['sandbox', 'newcomer']);
+    m.observer.exchangeEnd?.(exchange({ product: 'cognito' }));
+    m.observer.exchangeEnd?.(exchange({ product: 'newcomer' }));
+    const products = (await series(m.registry, 'requests_total')).map((s) => s.labels.product).sort();
+    expect(products).toEqual(['newcomer', 'unregistered']);
+  });
+
+  it.each([
+    [200, '200'],
+    [100, '100'],
+    [599, '599'],
+    [0, '0'],
+    [99, '0'],
+    [600, '0'],
+    [-1, '0'],
+    [200.5, '0'],
+    [Number.NaN, '0'],
+  ])('labels status %p as code %p', (status, code) => {
+    expect(statusLabel(status)).toBe(code);
+  });
+
+  it('never throws into the request path on a malformed event', () => {
+    const m = fresh();
+    const bad = { action: 'compliant', durationMs: Number.NaN } as unknown as ExchangeEvent;
+    expect(() => m.observer.exchangeEnd?.(bad)).not.toThrow();
+    expect(() => m.observer.exchangeEnd?.(undefined as unknown as ExchangeEvent)).not.toThrow();
+    expect(() => m.observer.tunnel?.(null as never)).not.toThrow();
+  });
+
+  it('adds no label values beyond the bounded sets under hundreds of random requests', async () => {
+    const m = fresh();
+    let seed = 0x2545f491;
+    const rand = (): number => {
+      // xorshift32: deterministic, so a failure reproduces
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) / 0x1_0000_0000;
+    };
+    const junk = (): string => Math.floor(rand() * 1e12).toString(36) + '/' + Math.floor(rand() * 1e9).toString(36);
+    const pick = <T>(list: readonly T[]): T => list[Math.floor(rand() * list.length)] as T;
+    const methods = [...METHOD_LABELS, 'get', 'PROPFIND', 'CONNECT', 'M-SEARCH'];
+    const statuses = [0, 200, 201, 204, 301, 400, 401, 403, 404, 429, 500, 502, 503, 504, 700, -3, 12];
+    for (let i = 0; i < 600; i++) {
+      m.observer.exchangeEnd?.(
+        exchange({
+          product: rand() < 0.5 ? pick(PRODUCTS) : `p-${junk()}`,
+          api: rand() < 0.5 ? pick(API_LABELS) : `/api/${junk()}`,
+          method: rand() < 0.8 ? pick(methods) : junk(),
+          status: pick(statuses),
+          action: pick([...REQUEST_ACTIONS, 'passed'] as const),
+          host: `${junk()}.example`,
+          userAgent: `${junk()} MdePartner-${junk()}`,
+          durationMs: rand() * 40_000,
+        }),
+      );
+      m.observer.upstreamError?.(`Upstream${junk()}`);
+      m.observer.tunnel?.({ action: pick(['tunnelled', 'intercepted', 'denied'] as const), reason: junk(), product: junk(), host: junk(), port: 443 });
+    }
+    const allowed = {
+      product: new Set<string>([...PRODUCTS, 'unregistered']),
+      api: new Set<string>(API_LABELS),
+      method: new Set<string>([...METHOD_LABELS, 'other']),
+      code: new Set<string>(['0', ...statuses.filter((s) => s >= 100 && s <= 599).map(String)]),
+      action: new Set<string>(REQUEST_ACTIONS),
+    };
+    const requests = await series(m.registry, 'requests_total');
+    for (const s of requests) {
+      for (const [name, set] of Object.entries(allowed)) expect(set.has(String(s.labels[name]))).toBe(true);
+    }
+    const bound = Object.values(allowed).reduce((n, set) => n * set.size, 1);
+    expect(requests.length).toBeLessThanOrEqual(bound);
+    expect(requests.reduce((n, s) => n + s.value, 0)).toBeGreaterThan(400); // ~4/5 of 600 are counted
+    const durationSeries = await series(m.registry, 'request_duration_seconds', '_count');
+    expect(durationSeries.length).toBeLessThanOrEqual(allowed.product.size * allowed.api.size);
+    expect((await series(m.registry, 'upstream_errors_total')).length).toBe(5);
+    expect((await series(m.registry, 'tunnels_total')).length).toBe(3);
+    const text = await m.registry.metrics();
+    expect(text).not.toMatch(/example|MdePartner-|\/api\//);
+  });
+
+  it('passes promtool check metrics without a lint problem in our own metrics', async () => {
+    const m = fresh(false);
+    feedKnownSequence(m);
+    const result = await promtoolCheckMetrics(await m.registry.metrics());
+    expect({ code: result.code, out: result.stdout + result.stderr }).toEqual({ code: 0, out: '' });
+  });
+
+  it('passes promtool check metrics with the default process metrics, except prom-client names it lints', async () => {
+    // prom-client exports these gauges with a `_total` suffix; promtool lints them (exit 3) but parses
+    // the scrape. Anything else, or a parse error (exit 1), fails.
+    const knownLint = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+    const m = fresh(true);
+    feedKnownSequence(m);
+    const result = await promtoolCheckMetrics(await m.registry.metrics());
+    const problems = (result.stdout + result.stderr).split('\n').filter((line) => line.trim() !== '');
+    const unexpected = problems.filter((line) => !knownLint.some((name) => line.startsWith(`${P}${name} `)));
+    expect(unexpected).toEqual([]);
+    expect([0, 3]).toContain(result.code);
+  });
+});
