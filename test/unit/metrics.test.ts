@@ -1,6 +1,6 @@
 import { Registry } from 'prom-client';
 import type { ExchangeEvent } from '../../src/events.js';
-import { METHOD_LABELS, REQUEST_ACTIONS, createMetrics, statusLabel, type Metrics } from '../../src/metrics.js';
+import { METHOD_LABELS, REQUEST_ACTIONS, UPSTREAM_ERROR_CODES, createMetrics, statusLabel, type Metrics } from '../../src/metrics.js';
 import { promtoolCheckMetrics } from '../helpers/prometheus.js';
 
 const P = 'mde_partner_proxy_';
@@ -122,6 +122,8 @@ describe('createMetrics', () => {
         { labels: { code: 'UpstreamTimeout' }, value: 1 },
         { labels: { code: 'UpstreamTlsError' }, value: 0 },
         { labels: { code: 'UpstreamReset' }, value: 0 },
+        { labels: { code: 'UpstreamDnsError' }, value: 0 },
+        { labels: { code: 'UpstreamProtocolError' }, value: 0 },
         { labels: { code: 'other' }, value: 1 },
       ]),
     );
@@ -245,7 +247,7 @@ describe('createMetrics', () => {
     expect(requests.reduce((n, s) => n + s.value, 0)).toBeGreaterThan(400); // ~4/5 of 600 are counted
     const durationSeries = await series(m.registry, 'request_duration_seconds', '_count');
     expect(durationSeries.length).toBeLessThanOrEqual(allowed.product.size * allowed.api.size);
-    expect((await series(m.registry, 'upstream_errors_total')).length).toBe(5);
+    expect((await series(m.registry, 'upstream_errors_total')).length).toBe(UPSTREAM_ERROR_CODES.length + 1);
     expect((await series(m.registry, 'tunnels_total')).length).toBe(3);
     const text = await m.registry.metrics();
     expect(text).not.toMatch(/example|MdePartner-|\/api\//);
