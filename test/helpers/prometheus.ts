@@ -7,11 +7,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { cleanEnv } from './child.js';
 
-/** Environment for child processes: this machine presets SSL_CERT_FILE and friends, so pass only PATH and HOME. */
-export function cleanEnv(): NodeJS.ProcessEnv {
-  return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? tmpdir() };
-}
+export { cleanEnv };
 
 /** Absolute path of an executable on PATH; throws a message that says how to install it. */
 export function requireBinary(name: 'promtool' | 'prometheus'): string {

@@ -1,0 +1,282 @@
+#!/usr/bin/env node
+// The command line: the only file that reads argv and the environment, prints usage or exits.
+// It owns SIGTERM (drain) and SIGHUP / config-file changes (reload).
+import { readFileSync, watch } from 'node:fs';
+import { Registry } from 'prom-client';
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { stringify } from 'yaml';
+import { createAdminServer } from './admin.js';
+import { caPermits, loadOrCreateCa } from './ca.js';
+import { API_LABELS, apiLabel, hostKind, nameConstraintDomains } from './catalogue.js';
+import { envLines, proxyUrl, trustSteps, writeTrustBundle } from './client-setup.js';
+import { ConfigError, describeConfig, loadConfig, type Config, type ConfigOverrides } from './config.js';
+import { ERRORS } from './errors.js';
+import { combineObservers } from './events.js';
+import { createLogObserver, createLogger, flushLogger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { decideConnect, decideIdentity, decideRequest, resolveDestination } from './policy.js';
+import { createProxy } from './server.js';
+import { formatAuthority, parseAbsoluteTarget } from './target.js';
+import { parsePartnerUserAgent } from './user-agent.js';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const ENV_PREFIX = 'MDE_PARTNER_PROXY';
+
+interface CommonArgs {
+  config?: string;
+  listen?: string;
+  admin?: string;
+  mode?: string;
+  userAgent?: string;
+  logLevel?: string;
+  stateDir?: string;
+}
+
+const out = (s: string): boolean => process.stdout.write(`${s}\n`);
+const err = (s: string): boolean => process.stderr.write(`${s}\n`);
+
+/** Loads the config or exits 2 naming the field. */
+function configFrom(args: CommonArgs): Config {
+  const overrides: ConfigOverrides = {
+    ...(args.listen !== undefined ? { listen: args.listen } : {}),
+    ...(args.admin !== undefined ? { admin: args.admin } : {}),
+    ...(args.mode !== undefined ? { mode: args.mode } : {}),
+    ...(args.userAgent !== undefined ? { userAgent: args.userAgent } : {}),
+    ...(args.logLevel !== undefined ? { logLevel: args.logLevel } : {}),
+    ...(args.stateDir !== undefined ? { stateDir: args.stateDir } : {}),
+  };
+  try {
+    return loadConfig(args.config, overrides);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      err(`mde-partner-proxy: invalid configuration: ${e.message}`);
+      process.exit(2);
+    }
+    throw e;
+  }
+}
+
+async function start(args: CommonArgs): Promise<void> {
+  const config = configFrom(args);
+  const logger = createLogger({ level: config.log.level });
+  const registry = new Registry();
+  const metrics = createMetrics({ registry, products: config.policy.products.map((p) => p.id), apiLabels: API_LABELS, version: VERSION, upstreamErrorCodes: Object.keys(ERRORS) });
+  const observer = combineObservers(metrics.observer, createLogObserver(logger));
+  if (config.exampleIdentity) {
+    const warning = `Using Microsoft's documented EXAMPLE identity ${config.policy.products[0]!.userAgent}: calls will be attributed to Contoso, not to your product. Set --user-agent or products in a config file.`;
+    logger.warn({ event: 'example-identity' }, warning);
+    err(`WARNING: ${warning}`);
+  }
+  const proxy = await createProxy(config, { observer });
+  const admin = config.admin === undefined ? undefined : createAdminServer({ registry, logger });
+  const addresses = await proxy.listen();
+  const adminAddress = admin && config.admin ? await admin.listen(config.admin.port, config.admin.host) : undefined;
+  admin?.setReady(true);
+
+  const bundleFile = writeTrustBundle(config.stateDir, proxy.ca.ca.certPem);
+  const url = proxyUrl(config, addresses.proxy.port);
+  logger.info({ event: 'ready', listen: formatAuthority({ host: addresses.proxy.address, port: addresses.proxy.port }),
+    admin: adminAddress ? formatAuthority({ host: adminAddress.address, port: adminAddress.port }) : 'off',
+    reverse: addresses.reverse.map((a) => formatAuthority({ host: a.address, port: a.port })), ca: proxy.ca.certFile, caCreated: proxy.ca.created,
+    products: config.policy.products.map((p) => p.userAgent), mode: config.policy.mode, config: config.source }, 'mde-partner-proxy ready');
+  err(`mde-partner-proxy ${VERSION} listening on ${url} (mode ${config.policy.mode}, ${config.policy.products.length} product(s))`);
+  if (proxy.ca.created) err('Created a new interception CA.');
+  err(trustSteps({ proxyUrl: url, caFile: proxy.ca.certFile, bundleFile }));
+  for (const domain of config.policy.catalogue.extraHosts) {
+    const host = domain.replace(/^\*\./, 'x.');
+    if (!caPermits(proxy.ca.ca.certPem, host)) logger.warn({ event: 'ca-constraint' }, `The interception CA's name constraints do not cover extra host ${domain}; create a new CA (ca init --force) to intercept it`);
+  }
+
+  // Reload: SIGHUP or a change of the config file. A bad config is refused; the last good one keeps serving.
+  let current = config;
+  const reload = (why: string): void => {
+    try {
+      const next = loadConfig(args.config, { ...(args.mode ? { mode: args.mode } : {}), ...(args.userAgent ? { userAgent: args.userAgent } : {}), ...(args.logLevel ? { logLevel: args.logLevel } : {}), ...(args.stateDir ? { stateDir: args.stateDir } : {}) });
+      proxy.reload(next);
+      metrics.setProducts(next.policy.products.map((p) => p.id));
+      logger.level = next.log.level;
+      current = next;
+      observer.configReload?.('success');
+      logger.info({ event: 'config-reload', trigger: why, result: 'success' }, 'configuration reloaded');
+    } catch (e) {
+      observer.configReload?.('failure');
+      logger.error({ event: 'config-reload', trigger: why, result: 'failure', cause: (e as Error).message }, 'configuration refused; the last good one keeps serving');
+    }
+  };
+  process.on('SIGHUP', () => reload('SIGHUP'));
+  if (args.config !== undefined) {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      watch(args.config, () => {
+        clearTimeout(timer);
+        timer = setTimeout(() => reload('file-change'), 200);
+      }).unref();
+    } catch (e) {
+      logger.warn({ event: 'config-watch', cause: (e as Error).message }, 'cannot watch the config file; use SIGHUP to reload');
+    }
+  }
+
+  let stopping = false;
+  const stop = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    admin?.setDraining(true);
+    logger.info({ event: 'drain', signal, timeoutMs: current.timeouts.drain }, 'draining');
+    await proxy.drain(current.timeouts.drain);
+    await admin?.close();
+    logger.info({ event: 'stopped' }, 'stopped');
+    await flushLogger(logger);
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+function checkUa(ua: string): void {
+  const parsed = parsePartnerUserAgent(ua);
+  if (parsed === undefined) {
+    out(`not a partner User-Agent: ${JSON.stringify(ua.slice(0, 200))}`);
+    out('expected: MdePartner-{Company}-{Product}/{Version}, e.g. MdePartner-Contoso-ContosoCognito/1.0.0');
+    process.exit(1);
+  }
+  out(`prefix:  ${parsed.prefix}${parsed.legacy ? ' (legacy form)' : ''}`);
+  out(`company: ${parsed.company}`);
+  out(`product: ${parsed.product}`);
+  out(`version: ${parsed.version}`);
+  if (parsed.rest !== '') out(`rest:    ${parsed.rest}`);
+  if (parsed.legacy) {
+    out(`legacy form: Microsoft now asks for MdePartner-${parsed.company}-${parsed.product}/${parsed.version}; rewrite mode upgrades it`);
+    process.exit(1);
+  }
+  out('valid partner User-Agent');
+}
+
+async function caInit(args: CommonArgs & { force?: boolean }): Promise<void> {
+  const config = configFrom(args);
+  if (args.force) {
+    const { rmSync } = await import('node:fs');
+    rmSync(`${config.stateDir}/ca.pem`, { force: true });
+    rmSync(`${config.stateDir}/ca-key.pem`, { force: true });
+  }
+  const loaded = await loadOrCreateCa({ stateDir: config.stateDir, permittedDomains: nameConstraintDomains(config.policy.catalogue),
+    ...(config.ca.cert !== undefined ? { certFile: config.ca.cert, keyFile: config.ca.key } : {}) });
+  const bundleFile = writeTrustBundle(config.stateDir, loaded.ca.certPem);
+  out(loaded.created ? `Created interception CA ${loaded.certFile} (key ${loaded.keyFile}, mode 0600)` : `Interception CA already exists: ${loaded.certFile} (use --force to replace it)`);
+  out(trustSteps({ proxyUrl: proxyUrl(config), caFile: loaded.certFile, bundleFile }));
+}
+
+async function env(args: CommonArgs): Promise<void> {
+  const config = configFrom(args);
+  const loaded = await loadOrCreateCa({ stateDir: config.stateDir, permittedDomains: nameConstraintDomains(config.policy.catalogue),
+    ...(config.ca.cert !== undefined ? { certFile: config.ca.cert, keyFile: config.ca.key } : {}) });
+  const bundleFile = writeTrustBundle(config.stateDir, loaded.ca.certPem);
+  for (const line of envLines({ proxyUrl: proxyUrl(config), caFile: loaded.certFile, bundleFile })) out(line);
+}
+
+function configCheck(file: string, args: CommonArgs): void {
+  const config = configFrom({ ...args, config: file });
+  out(stringify(describeConfig(config)).trimEnd());
+}
+
+function explain(url: string, args: CommonArgs & { ua?: string; proxyAuthorization?: string }): void {
+  const config = configFrom(args);
+  const policy = config.policy;
+  const target = parseAbsoluteTarget(url);
+  if (target === undefined) {
+    err(`not an absolute http(s) URL: ${url}`);
+    process.exit(2);
+  }
+  const lines: string[] = [`url:          ${url}`, `host kind:    ${hostKind(policy.catalogue, target.host)}`];
+  if (target.scheme === 'https') {
+    const c = decideConnect(policy, target.host, target.port);
+    lines.push(`CONNECT:      ${c.action} (${c.reason})`);
+    if (c.action !== 'intercept') {
+      out([...lines, c.action === 'tunnel' ? 'The request travels inside a blind tunnel: the proxy neither sees nor changes it.' : 'The proxy refuses the CONNECT.'].join('\n'));
+      return;
+    }
+  }
+  const id = decideIdentity(policy, args.proxyAuthorization);
+  if (id.error !== undefined) {
+    out([...lines, `identity:     refused (${id.error}) → 407`].join('\n'));
+    return;
+  }
+  const d = decideRequest(policy, { product: id.product, host: target.host, path: target.path, userAgent: args.ua });
+  const dest = resolveDestination(policy, target.host, target.port);
+  lines.push(`product:      ${id.product.id} (${id.product.userAgent})`);
+  lines.push(`decision:     ${d.action} (${d.reason})`);
+  if (d.action !== 'passed') lines.push(`api label:    ${apiLabel(hostKind(policy.catalogue, target.host), target.path)}`);
+  if (d.userAgent !== undefined) lines.push(`User-Agent →  ${d.userAgent}`);
+  if (d.action === 'rejected') lines.push('response:     403 PartnerUserAgentRequired; Microsoft is not contacted');
+  lines.push(`connects to:  ${formatAuthority(dest)}${dest.overridden ? ' (upstream.resolve)' : ''}`);
+  out(lines.join('\n'));
+}
+
+async function doctor(args: CommonArgs): Promise<void> {
+  let failed = 0;
+  const check = (ok: boolean, what: string): void => {
+    if (!ok) failed++;
+    out(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
+  };
+  const config = configFrom(args);
+  check(true, `configuration: ${config.source}`);
+  check(!config.exampleIdentity, config.exampleIdentity ? 'identity: Microsoft\'s example (Contoso); set your own product' : `identity: ${config.policy.products.map((p) => p.userAgent).join(', ')}`);
+  try {
+    const loaded = await loadOrCreateCa({ stateDir: config.stateDir, permittedDomains: nameConstraintDomains(config.policy.catalogue),
+      ...(config.ca.cert !== undefined ? { certFile: config.ca.cert, keyFile: config.ca.key } : {}) });
+    check(true, `interception CA: ${loaded.certFile}${loaded.created ? ' (created now)' : ''}`);
+    const { X509Certificate } = await import('node:crypto');
+    const cert = new X509Certificate(loaded.ca.certPem);
+    const daysLeft = Math.floor((Date.parse(cert.validTo) - Date.now()) / 86_400_000);
+    check(daysLeft > 30, `CA valid for ${daysLeft} more days`);
+    for (const h of ['api.security.microsoft.com', ...config.policy.catalogue.extraHosts.map((x) => x.replace(/^\*\./, 'x.'))]) {
+      check(caPermits(loaded.ca.certPem, h), `CA name constraints cover ${h}`);
+    }
+  } catch (e) {
+    check(false, `interception CA: ${(e as Error).message}`);
+  }
+  check(config.listen.host !== '0.0.0.0' && config.listen.host !== '::' || config.allowedClients.length > 0, `listen ${formatAuthority(config.listen)}, clients ${config.allowedClients.join(', ')}`);
+  process.exit(failed === 0 ? 0 : 1);
+}
+
+/** Builds the yargs program; exported so tests can run commands in-process. */
+export function program(argv: string[]) {
+  const common = {
+    config: { type: 'string', alias: 'c', describe: 'YAML config file (version: 1)' },
+    listen: { type: 'string', describe: 'proxy listen address host:port (default 127.0.0.1:3128)' },
+    admin: { type: 'string', describe: 'admin listen address host:port, or off (default 127.0.0.1:9464)' },
+    mode: { type: 'string', choices: ['rewrite', 'reject', 'audit'], describe: 'policy mode' },
+    'user-agent': { type: 'string', describe: 'the one product, e.g. MdePartner-Contoso-ContosoCognito/1.0.0' },
+    'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+    'state-dir': { type: 'string', describe: 'where the interception CA lives' },
+  } as const;
+  return yargs(argv)
+    .scriptName('mde-partner-proxy')
+    .env(ENV_PREFIX)
+    .options(common)
+    .command(['start', '$0'], 'run the proxy (default command)', {}, (a) => start(a as CommonArgs))
+    .command('check-ua <user-agent>', 'parse a User-Agent; exit 0 when it is a valid partner User-Agent', (y) => y.positional('user-agent', { type: 'string', demandOption: true }),
+      (a) => checkUa(String(a['user-agent'] ?? a.userAgent)))
+    .command('ca init', 'create the interception CA under the state directory', (y) => y.option('force', { type: 'boolean', describe: 'replace an existing CA' }),
+      (a) => caInit(a as CommonArgs & { force?: boolean }))
+    .command('env', 'print shell lines that point clients at the proxy and its CA', {}, (a) => env(a as CommonArgs))
+    .command('config check <file>', 'validate a config file and print it normalised', (y) => y.positional('file', { type: 'string', demandOption: true }),
+      (a) => configCheck(String(a.file), a as CommonArgs))
+    .command('explain <url>', 'what the proxy would do with a request to a URL, and why', (y) => y
+      .positional('url', { type: 'string', demandOption: true })
+      .option('ua', { type: 'string', describe: 'the User-Agent the client sends' })
+      .option('proxy-authorization', { type: 'string', describe: 'the Proxy-Authorization the client sends' }),
+    (a) => explain(String(a.url), a as CommonArgs & { ua?: string; proxyAuthorization?: string }))
+    .command('doctor', 'check the configuration, the CA and the trust setup', {}, (a) => doctor(a as CommonArgs))
+    .strict()
+    .version(VERSION)
+    .help();
+}
+
+const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+if (isMain) {
+  program(hideBin(process.argv)).parseAsync().catch((e: unknown) => {
+    err(`mde-partner-proxy: ${(e as Error).message}`);
+    process.exit(1);
+  });
+}

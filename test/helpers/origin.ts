@@ -1,0 +1,88 @@
+// An echo origin: answers every request with what it received (method, target, raw headers,
+// body, the TLS server name), so tests assert what reached "Microsoft", not what the proxy says.
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { LeafIssuer } from '../../src/ca.js';
+
+export interface Received {
+  readonly method: string;
+  readonly url: string;
+  readonly rawHeaders: string[];
+  readonly body: string;
+  readonly servername: string | undefined;
+}
+
+export interface Origin {
+  readonly port: number;
+  readonly received: Received[];
+  /** Values of a header in the last request the origin received. */
+  last(): Received;
+  close(): Promise<void>;
+}
+
+/** The values of a header in a raw header list. */
+export function headerValues(raw: readonly string[], name: string): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.toLowerCase() === name) out.push(raw[i + 1]!);
+  return out;
+}
+
+function handler(received: Received[]) {
+  return (req: IncomingMessage, res: ServerResponse): void => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const r: Received = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        rawHeaders: req.rawHeaders,
+        body: Buffer.concat(chunks).toString('utf8'),
+        servername: (req.socket as TLSSocket).servername || undefined,
+      };
+      received.push(r);
+      const status = /^\/status\/(\d{3})/.exec(r.url)?.[1];
+      const delay = Number(/^\/slow\/(\d+)/.exec(r.url)?.[1] ?? 0);
+      const body = JSON.stringify(r);
+      setTimeout(() => {
+        res.writeHead(status ? Number(status) : 200, {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+          'x-origin': 'echo',
+          ...(status === '429' ? { 'retry-after': '1' } : {}),
+        });
+        res.end(body);
+      }, delay);
+    });
+  };
+}
+
+/** Starts an HTTPS echo origin whose certificates come from issuer (per SNI), or plain HTTP when issuer is undefined. */
+export async function startOrigin(issuer?: LeafIssuer): Promise<Origin> {
+  const received: Received[] = [];
+  let server: Server;
+  if (issuer !== undefined) {
+    const fallback = await issuer.secureContextFor('api.security.microsoft.com');
+    server = createHttpsServer({
+      SNICallback: (name, cb) => issuer.secureContextFor(name).then((ctx) => cb(null, ctx), (e: Error) => cb(e, undefined)),
+      secureContext: fallback,
+    } as Parameters<typeof createHttpsServer>[0], handler(received));
+  } else {
+    server = createHttpServer(handler(received));
+  }
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    received,
+    last() {
+      const r = received[received.length - 1];
+      if (r === undefined) throw new Error('the origin received no request');
+      return r;
+    },
+    close: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
+}
