@@ -53,7 +53,8 @@ export function normaliseHost(host: string): string {
   return h.toLowerCase();
 }
 
-function isRegName(h: string): boolean {
+/** True for a host name as parseAuthority accepts it: labels of letters, digits, '-', '_', 1-63 chars, <= 253 total. */
+export function isDnsName(h: string): boolean {
   if (h.length === 0 || h.length > MAX_NAME_LENGTH) return false;
   let labelStart = 0;
   for (let i = 0; i <= h.length; i++) {
@@ -108,7 +109,7 @@ export function parseAuthority(input: string, defaultPort?: number): Authority |
       hostPart = input;
     }
     if (hostPart.length > 1 && hostPart.charCodeAt(hostPart.length - 1) === 0x2e) hostPart = hostPart.slice(0, -1);
-    if (!isRegName(hostPart)) return undefined;
+    if (!isDnsName(hostPart)) return undefined;
     hostPart = hostPart.toLowerCase();
   }
   let port: number | undefined;
@@ -382,7 +383,7 @@ export function classifyHost(host: string): AddressClass {
     const addr = parseIPv4Loose(h);
     return addr === undefined ? 'reserved' : classifyIPv4(addr);
   }
-  return isRegName(h) ? 'name' : 'reserved';
+  return isDnsName(h) ? 'name' : 'reserved';
 }
 
 /** True for every class a proxy must not dial unless told to: all but 'name' and 'public'. */
