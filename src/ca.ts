@@ -1,0 +1,600 @@
+// The interception CA: create or load it, and mint the short-lived leaf certificates the proxy
+// terminates TLS with. The CA is name-constrained (RFC 5280 §4.2.1.10) to the Microsoft API
+// domains and excludes every IP address, so its key cannot impersonate any other site.
+//
+// Certificates are encoded by the small DER writer below rather than by @peculiar/x509: one builder
+// serves the CA and the leaves, and building and signing a leaf takes well under a millisecond
+// instead of ~2.5 ms (its ASN.1 object layer, not the ECDSA signature, dominated). A new host now
+// costs ~1.5 ms, most of it OpenSSL decoding PEM in tls.createSecureContext. Tests check every
+// shape with openssl and node.
+import { createHash, createPrivateKey, generateKeyPair, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+
+/** A CA certificate (PEM; the issuing CA first, then any chain above it) and its private key (PEM). */
+export interface CaMaterial { readonly certPem: string; readonly keyPem: string }
+
+/** The CA in use and where it lives; `created` is true when this call generated it. */
+export interface LoadedCa { readonly ca: CaMaterial; readonly certFile: string; readonly keyFile: string; readonly created: boolean }
+
+/** Mints and caches one TLS server context per host name. */
+export interface LeafIssuer {
+  secureContextFor(host: string): Promise<tls.SecureContext>;
+  /** Cached contexts (in-flight mints are not counted). */
+  readonly size: number;
+}
+
+/** Stable CA fault codes (listed in the README; never renamed). */
+export type CaErrorCode = 'CaUnreadable' | 'CaUnwritable' | 'CaInvalid' | 'CaKeyMismatch' | 'CaNotAuthority' | 'CaExpired' | 'CaHostNotPermitted';
+
+/** A CA fault with a stable code; `file` (also in the message) names the CA file at fault, if any. */
+export class CaError extends Error {
+  override readonly name = 'CaError';
+  constructor(readonly code: CaErrorCode, message: string, readonly file?: string, options?: ErrorOptions) {
+    super(file === undefined ? message : `${file}: ${message}`, options);
+  }
+}
+
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+/** Two years: long enough that trust is not re-established often, short enough to rotate. */
+const CA_VALIDITY_DAYS = 730;
+const LEAF_VALIDITY_DAYS = 7;
+/** notBefore is backdated so clients with a slow clock accept a fresh certificate. */
+const BACKDATE_MS = HOUR;
+
+// ---- DER writer and reader (X.690) --------------------------------------------------------------
+
+function tlv(tag: number, ...content: Buffer[]): Buffer {
+  const body = Buffer.concat(content);
+  const lengthBytes: number[] = [];
+  for (let n = body.length; n > 0; n = Math.floor(n / 256)) lengthBytes.unshift(n & 0xff);
+  const header = body.length < 0x80 ? [tag, body.length] : [tag, 0x80 | lengthBytes.length, ...lengthBytes];
+  return Buffer.concat([Buffer.from(header), body]);
+}
+const seq = (...content: Buffer[]): Buffer => tlv(0x30, ...content);
+const octets = (content: Buffer): Buffer => tlv(0x04, content);
+
+function oid(dotted: string): Buffer {
+  const [a = 0, b = 0, ...rest] = dotted.split('.').map(Number);
+  const bytes = [40 * a + b];
+  for (const arc of rest) {
+    const groups = [arc & 0x7f];
+    for (let v = Math.floor(arc / 128); v > 0; v = Math.floor(v / 128)) groups.unshift(0x80 | (v & 0x7f));
+    bytes.push(...groups);
+  }
+  return tlv(0x06, Buffer.from(bytes));
+}
+
+const OID = {
+  commonName: oid('2.5.4.3'),
+  organization: oid('2.5.4.10'),
+  subjectKeyIdentifier: oid('2.5.29.14'),
+  keyUsage: oid('2.5.29.15'),
+  subjectAltName: oid('2.5.29.17'),
+  basicConstraints: oid('2.5.29.19'),
+  nameConstraints: oid('2.5.29.30'),
+  authorityKeyIdentifier: oid('2.5.29.35'),
+  extKeyUsage: oid('2.5.29.37'),
+  serverAuth: oid('1.3.6.1.5.5.7.3.1'),
+};
+const TRUE = Buffer.from([0x01, 0x01, 0xff]);
+
+interface Tlv { readonly tag: number; readonly start: number; readonly contentStart: number; readonly end: number }
+
+function readTlv(buf: Buffer, offset: number): Tlv {
+  const tag = buf.readUInt8(offset);
+  let p = offset + 1;
+  let length = buf.readUInt8(p++);
+  if (length & 0x80) {
+    const count = length & 0x7f;
+    if (count === 0 || count > 4) throw new Error('unsupported DER length');
+    length = 0;
+    for (let i = 0; i < count; i++) length = length * 256 + buf.readUInt8(p++);
+  }
+  if (p + length > buf.length) throw new Error('truncated DER');
+  return { tag, start: offset, contentStart: p, end: p + length };
+}
+
+function childrenOf(buf: Buffer, parent: Tlv): Tlv[] {
+  const out: Tlv[] = [];
+  for (let p = parent.contentStart; p < parent.end;) {
+    const child = readTlv(buf, p);
+    out.push(child);
+    p = child.end;
+  }
+  return out;
+}
+
+function nth(list: readonly Tlv[], i: number): Tlv {
+  const item = list[i];
+  if (item === undefined) throw new Error('missing DER element');
+  return item;
+}
+
+const content = (buf: Buffer, t: Tlv): Buffer => buf.subarray(t.contentStart, t.end);
+const whole = (buf: Buffer, t: Tlv): Buffer => buf.subarray(t.start, t.end);
+
+// ---- certificate building ----------------------------------------------------------------------
+
+interface Signer { readonly key: KeyObject; readonly hash: string; readonly algorithm: Buffer }
+
+/** The signature algorithm matching a CA key (RFC 5758 §3.2 for ECDSA, RFC 4055 §5 for RSA). */
+function signerFor(key: KeyObject): Signer | undefined {
+  if (key.asymmetricKeyType === 'rsa') {
+    return { key, hash: 'sha256', algorithm: seq(oid('1.2.840.113549.1.1.11'), Buffer.from([0x05, 0x00])) };
+  }
+  if (key.asymmetricKeyType === 'ec') {
+    const byCurve: Record<string, [string, string]> = {
+      prime256v1: ['sha256', '1.2.840.10045.4.3.2'],
+      secp384r1: ['sha384', '1.2.840.10045.4.3.3'],
+      secp521r1: ['sha512', '1.2.840.10045.4.3.4'],
+    };
+    const match = byCurve[key.asymmetricKeyDetails?.namedCurve ?? ''];
+    if (match) return { key, hash: match[0], algorithm: seq(oid(match[1])) };
+  }
+  return undefined;
+}
+
+/** RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050. */
+function time(ms: number): Buffer {
+  const iso = new Date(Math.floor(ms / 1000) * 1000).toISOString(); // 2025-01-31T12:00:00.000Z
+  const digits = iso.slice(0, 19).replace(/[-T:]/g, '') + 'Z';
+  const year = Number(iso.slice(0, 4));
+  return year < 2050 ? tlv(0x17, Buffer.from(digits.slice(2), 'ascii')) : tlv(0x18, Buffer.from(digits, 'ascii'));
+}
+
+/** A random positive 126-bit serial of fixed length (RFC 5280 §4.1.2.2: positive, at most 20 octets). */
+function serialNumber(): Buffer {
+  const bytes = randomBytes(16);
+  bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x40;
+  return tlv(0x02, bytes);
+}
+
+function name(rdns: ReadonlyArray<readonly [Buffer, string]>): Buffer {
+  return seq(...rdns.map(([type, value]) => tlv(0x31, seq(type, tlv(0x0c, Buffer.from(value, 'utf8'))))));
+}
+
+function extension(type: Buffer, critical: boolean, value: Buffer): Buffer {
+  return critical ? seq(type, TRUE, octets(value)) : seq(type, octets(value));
+}
+
+/** RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey bits. */
+function keyIdentifier(spki: Buffer): Buffer {
+  const fields = childrenOf(spki, readTlv(spki, 0));
+  return createHash('sha1').update(content(spki, nth(fields, 1)).subarray(1)).digest();
+}
+
+interface CertSpec {
+  readonly issuer: Buffer;
+  readonly subject: Buffer;
+  readonly spki: Buffer;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  readonly extensions: readonly Buffer[];
+}
+
+function signAsync(signer: Signer, data: Buffer): Promise<Buffer> {
+  // The callback form signs on the thread pool, so a large RSA CA key does not stall the event loop.
+  return new Promise((resolve, reject) =>
+    sign(signer.hash, data, { key: signer.key, dsaEncoding: 'der' }, (err, sig) => (err ? reject(err) : resolve(sig))));
+}
+
+/** RFC 5280 §4.1: a v3 Certificate signed by `signer`. */
+async function buildCertificate(spec: CertSpec, signer: Signer): Promise<Buffer> {
+  const tbs = seq(
+    Buffer.from([0xa0, 0x03, 0x02, 0x01, 0x02]), // [0] EXPLICIT version v3
+    serialNumber(),
+    signer.algorithm,
+    spec.issuer,
+    seq(time(spec.notBefore), time(spec.notAfter)),
+    spec.subject,
+    spec.spki,
+    tlv(0xa3, seq(...spec.extensions)),
+  );
+  const signature = await signAsync(signer, tbs);
+  return seq(tbs, signer.algorithm, tlv(0x03, Buffer.from([0x00]), signature));
+}
+
+function pem(der: Buffer): string {
+  const lines = der.toString('base64').match(/.{1,64}/g) ?? [];
+  return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n`;
+}
+
+function pemBlocks(text: string): Buffer[] {
+  const re = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*?)-----END CERTIFICATE-----/g;
+  return [...text.matchAll(re)].map((m) => Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'));
+}
+
+function generateEcKey(): Promise<{ privateKey: KeyObject; publicKey: KeyObject }> {
+  return new Promise((resolve, reject) =>
+    generateKeyPair('ec', { namedCurve: 'prime256v1' }, (err, publicKey, privateKey) =>
+      (err ? reject(err) : resolve({ privateKey, publicKey }))));
+}
+
+const spkiOf = (key: KeyObject): Buffer => key.export({ type: 'spki', format: 'der' });
+const pkcs8Pem = (key: KeyObject): string => String(key.export({ type: 'pkcs8', format: 'pem' }));
+
+// ---- host names and name constraints -----------------------------------------------------------
+
+const LABEL = '[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?';
+const DNS_NAME = new RegExp(`^${LABEL}(?:\\.${LABEL})*$`);
+
+/** Lowercase DNS name without its trailing dot, or undefined for an IP literal or a malformed name. */
+function normalizeHost(host: string): string | undefined {
+  const name = host.toLowerCase().replace(/\.$/, '');
+  if (name.length > 253 || !DNS_NAME.test(name)) return undefined;
+  if (/^[0-9]+$/.test(name.slice(name.lastIndexOf('.') + 1))) return undefined; // 127.1, 2130706433
+  return name;
+}
+
+/** RFC 5280 §4.2.1.10 dNSName: adding labels on the left satisfies the constraint; '.x' means subdomains only. */
+function dnsWithin(host: string, base: string): boolean {
+  if (base === '') return true;
+  if (base.startsWith('.')) return host.endsWith(base);
+  return host === base || host.endsWith(`.${base}`);
+}
+
+interface DnsConstraints {
+  /** undefined: dNSNames are not restricted by a permitted subtree. */
+  readonly permitted: readonly string[] | undefined;
+  readonly excluded: readonly string[];
+  /** A permitted directoryName subtree exists: our leaf subject (CN=host) lies outside any sensible one. */
+  readonly restrictsSubject: boolean;
+}
+
+function parseNameConstraints(value: Buffer): DnsConstraints {
+  let permitted: string[] | undefined;
+  const excluded: string[] = [];
+  let directory = false;
+  for (const subtrees of childrenOf(value, readTlv(value, 0))) {
+    for (const subtree of childrenOf(value, subtrees)) {
+      const base = nth(childrenOf(value, subtree), 0);
+      const text = content(value, base).toString('latin1').toLowerCase();
+      if (subtrees.tag === 0xa0 && base.tag === 0x82) (permitted ??= []).push(text);
+      else if (subtrees.tag === 0xa0 && base.tag === 0xa4) directory = true;
+      else if (subtrees.tag === 0xa1 && base.tag === 0x82) excluded.push(text);
+    }
+  }
+  return { permitted, excluded, restrictsSubject: directory };
+}
+
+function permits(constraints: DnsConstraints | undefined, host: string): boolean {
+  if (constraints === undefined) return true;
+  if (constraints.restrictsSubject) return false;
+  if (constraints.permitted !== undefined && !constraints.permitted.some((base) => dnsWithin(host, base))) return false;
+  return !constraints.excluded.some((base) => dnsWithin(host, base));
+}
+
+/** permittedDomains → distinct bare domains; '*.x' and '.x' become 'x' (which also permits x itself). */
+function normalizeDomains(domains: readonly string[]): string[] {
+  const names = domains.map((d) => {
+    const n = normalizeHost(d.replace(/^\*?\./, ''));
+    if (n === undefined) throw new RangeError(`permittedDomains: '${d}' is not a DNS name`);
+    return n;
+  });
+  const distinct = [...new Set(names)];
+  const kept = distinct.filter((d) => !distinct.some((other) => other !== d && dnsWithin(d, other)));
+  if (kept.length === 0) throw new RangeError('permittedDomains must name at least one domain: an unconstrained CA could impersonate any site');
+  return kept;
+}
+
+/** RFC 5280 §4.2.1.10: permit the domains and their subdomains; exclude 0.0.0.0/0 and ::/0. */
+function nameConstraintsValue(domains: readonly string[]): Buffer {
+  return seq(
+    tlv(0xa0, ...domains.map((d) => seq(tlv(0x82, Buffer.from(d, 'ascii'))))),
+    tlv(0xa1, seq(tlv(0x87, Buffer.alloc(8))), seq(tlv(0x87, Buffer.alloc(32)))),
+  );
+}
+
+// ---- parsing and checking a CA -----------------------------------------------------------------
+
+interface ParsedCert {
+  readonly subject: Buffer;
+  readonly spki: Buffer;
+  readonly extensions: ReadonlyMap<string, { readonly critical: boolean; readonly value: Buffer }>;
+}
+
+/** The raw subject, SPKI and extensions of a DER certificate (RFC 5280 §4.1). */
+function parseCertificate(der: Buffer): ParsedCert {
+  const tbs = nth(childrenOf(der, readTlv(der, 0)), 0);
+  const fields = childrenOf(der, tbs);
+  const v = nth(fields, 0).tag === 0xa0 ? 1 : 0;
+  const subject = nth(fields, v + 4);
+  const spki = nth(fields, v + 5);
+  const extensions = new Map<string, { critical: boolean; value: Buffer }>();
+  const wrapper = fields.slice(v + 6).find((f) => f.tag === 0xa3);
+  if (wrapper) {
+    for (const ext of childrenOf(der, nth(childrenOf(der, wrapper), 0))) {
+      const parts = childrenOf(der, ext);
+      const critical = parts.length === 3 && der.readUInt8(nth(parts, 1).contentStart) !== 0;
+      const type = whole(der, nth(parts, 0)).toString('hex');
+      extensions.set(type, { critical, value: content(der, nth(parts, parts.length - 1)) });
+    }
+  }
+  return { subject: whole(der, subject), spki: whole(der, spki), extensions };
+}
+
+const extOf = (cert: ParsedCert, type: Buffer) => cert.extensions.get(type.toString('hex'));
+
+function constraintsOf(cert: ParsedCert): DnsConstraints | undefined {
+  const ext = extOf(cert, OID.nameConstraints);
+  return ext === undefined ? undefined : parseNameConstraints(ext.value);
+}
+
+interface PreparedCa {
+  readonly material: CaMaterial;
+  readonly cert: ParsedCert;
+  readonly keyId: Buffer;
+  readonly notAfter: number;
+  readonly constraints: DnsConstraints | undefined;
+  readonly signer: Signer;
+}
+
+/** Parse and check CA material; errors name `files` when the material came from disk. */
+function prepareCa(certPem: string | Buffer, keyPem: string | Buffer, files: { cert?: string; key?: string } = {}): PreparedCa {
+  const blocks = pemBlocks(certPem.toString());
+  const first = blocks[0];
+  if (first === undefined) throw new CaError('CaInvalid', 'no PEM certificate found (expected -----BEGIN CERTIFICATE-----)', files.cert);
+  let nodeCert: X509Certificate;
+  let cert: ParsedCert;
+  try {
+    nodeCert = new X509Certificate(first);
+    cert = parseCertificate(first);
+  } catch (cause) {
+    throw new CaError('CaInvalid', `the CA certificate does not parse: ${(cause as Error).message}`, files.cert, { cause });
+  }
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(keyPem);
+  } catch (cause) {
+    // Node's message never contains key material; encrypted keys land here too.
+    throw new CaError('CaInvalid', `the CA key does not parse as an unencrypted PEM private key: ${(cause as Error).message}`, files.key, { cause });
+  }
+  const signer = signerFor(key);
+  if (signer === undefined) throw new CaError('CaInvalid', `unsupported CA key type ${key.asymmetricKeyType ?? '?'} (use EC P-256/P-384/P-521 or RSA)`, files.key);
+  if (!nodeCert.checkPrivateKey(key)) throw new CaError('CaKeyMismatch', `the key does not belong to the certificate ${files.cert ?? ''}`.trimEnd(), files.key ?? files.cert);
+  // RFC 5280 §4.2.1.9 and §4.2.1.3: an issuer needs CA:TRUE and, when keyUsage is present, keyCertSign.
+  const usage = extOf(cert, OID.keyUsage);
+  const usageBits = usage && content(usage.value, readTlv(usage.value, 0)); // [unused-bit count, bits...]
+  const canSign = usageBits === undefined || ((usageBits[1] ?? 0) & 0x04) !== 0; // keyCertSign is bit 5
+  if (!nodeCert.ca || !canSign) throw new CaError('CaNotAuthority', 'the certificate is not a CA (needs basicConstraints CA:TRUE and keyUsage keyCertSign)', files.cert);
+  const notAfter = Date.parse(nodeCert.validTo);
+  if (notAfter <= Date.now()) throw new CaError('CaExpired', `the CA certificate expired on ${new Date(notAfter).toISOString()}`, files.cert);
+  const ski = extOf(cert, OID.subjectKeyIdentifier);
+  return {
+    material: { certPem: blocks.map(pem).join(''), keyPem: pkcs8Pem(key) },
+    cert,
+    keyId: ski ? content(ski.value, readTlv(ski.value, 0)) : keyIdentifier(cert.spki),
+    notAfter,
+    constraints: constraintsOf(cert),
+    signer,
+  };
+}
+
+function positive(field: string, value: number): number {
+  if (!Number.isFinite(value) || value <= 0) throw new RangeError(`${field} must be a positive number`);
+  return value;
+}
+
+// ---- the CA ------------------------------------------------------------------------------------
+
+function defaultCommonName(now: number): string {
+  const prefix = 'mde-partner-proxy interception CA (';
+  const suffix = `, ${new Date(now).toISOString().slice(0, 10)})`;
+  const host = (os.hostname().split('.')[0] ?? '').slice(0, 64 - prefix.length - suffix.length);
+  return `${prefix}${host || 'localhost'}${suffix}`;
+}
+
+/** Create a name-constrained ECDSA P-256 root CA (RFC 5280 §4.2.1.9, §4.2.1.3, §4.2.1.10). */
+export async function createCa(opts: { commonName?: string; permittedDomains: readonly string[]; validityDays?: number }): Promise<CaMaterial> {
+  const domains = normalizeDomains(opts.permittedDomains);
+  const now = Date.now();
+  const commonName = opts.commonName ?? defaultCommonName(now);
+  if (commonName.length === 0 || commonName.length > 64) throw new RangeError('commonName must be 1 to 64 characters (RFC 5280 ub-common-name)');
+  const validityDays = positive('validityDays', opts.validityDays ?? CA_VALIDITY_DAYS);
+  const { privateKey, publicKey } = await generateEcKey();
+  const signer = signerFor(privateKey);
+  if (signer === undefined) throw new Error('unreachable: P-256 key without a signer');
+  const spki = spkiOf(publicKey);
+  const subject = name([[OID.organization, 'mde-partner-proxy'], [OID.commonName, commonName]]);
+  const der = await buildCertificate({
+    issuer: subject,
+    subject,
+    spki,
+    notBefore: now - BACKDATE_MS,
+    notAfter: now + validityDays * DAY,
+    extensions: [
+      extension(OID.basicConstraints, true, seq(TRUE, tlv(0x02, Buffer.from([0])))), // CA:TRUE, pathLen 0
+      extension(OID.keyUsage, true, tlv(0x03, Buffer.from([0x01, 0x06]))), // keyCertSign, cRLSign
+      extension(OID.subjectKeyIdentifier, false, octets(keyIdentifier(spki))),
+      extension(OID.nameConstraints, true, nameConstraintsValue(domains)),
+    ],
+  }, signer);
+  return { certPem: pem(der), keyPem: pkcs8Pem(privateKey) };
+}
+
+/** caPermits runs per CONNECT: parse each CA certificate once (a process holds one or two). */
+const constraintsCache = new Map<string, DnsConstraints | undefined>();
+
+/** Whether the CA's name constraints (RFC 5280 §4.2.1.10), if any, permit a leaf for host; false for an IP or a malformed CA. */
+export function caPermits(caCertPem: string, host: string): boolean {
+  const name = normalizeHost(host);
+  if (name === undefined) return false; // leaves carry only a dNSName, never an IP address
+  if (!constraintsCache.has(caCertPem)) {
+    const der = pemBlocks(caCertPem)[0];
+    let constraints: DnsConstraints | undefined;
+    try {
+      if (der === undefined) return false;
+      constraints = constraintsOf(parseCertificate(der));
+    } catch {
+      return false; // no leaf can be minted from a certificate that does not parse
+    }
+    if (constraintsCache.size >= 8) constraintsCache.clear();
+    constraintsCache.set(caCertPem, constraints);
+  }
+  return permits(constraintsCache.get(caCertPem), name);
+}
+
+async function readCaFile(file: string): Promise<Buffer> {
+  try {
+    return await fs.readFile(file);
+  } catch (cause) {
+    throw new CaError('CaUnreadable', `cannot read: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, file, { cause });
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.lstat(file);
+    return true;
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw new CaError('CaUnreadable', `cannot stat: ${code ?? ''}`, file, { cause });
+  }
+}
+
+/** Write a new file atomically with `mode` from the moment it exists; never replaces an existing file. */
+async function writeNewFile(file: string, data: string, mode: number): Promise<void> {
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+  try {
+    const handle = await fs.open(tmp, 'wx', mode);
+    try {
+      await handle.writeFile(data);
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+    try {
+      // link() refuses to replace a file another process created meanwhile; rename() would not.
+      await fs.link(tmp, file);
+    } catch (cause) {
+      if ((cause as NodeJS.ErrnoException).code === 'EEXIST') throw cause;
+      await fs.rename(tmp, file); // file systems without hard links
+    }
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    const why = code === 'EEXIST' ? 'appeared while this process was creating the CA; restart to load it' : `cannot write: ${code ?? (cause as Error).message}`;
+    throw new CaError('CaUnwritable', why, file, { cause });
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
+}
+
+/** Load the configured CA files, or the state directory's CA, creating it (0700 dir, 0600 key) on first use. */
+export async function loadOrCreateCa(opts: { certFile?: string; keyFile?: string; stateDir: string; permittedDomains: readonly string[] }): Promise<LoadedCa> {
+  if (opts.certFile !== undefined || opts.keyFile !== undefined) {
+    const { certFile, keyFile } = opts;
+    if (certFile === undefined || keyFile === undefined) {
+      throw new CaError('CaUnreadable', 'a CA certificate and its key must be configured together (ca.cert and ca.key)', certFile ?? keyFile);
+    }
+    return { ca: await loadCa(certFile, keyFile), certFile, keyFile, created: false };
+  }
+  const certFile = path.join(opts.stateDir, 'ca.pem');
+  const keyFile = path.join(opts.stateDir, 'ca-key.pem');
+  const [haveCert, haveKey] = await Promise.all([exists(certFile), exists(keyFile)]);
+  if (haveCert && haveKey) return { ca: await loadCa(certFile, keyFile), certFile, keyFile, created: false };
+  if (haveCert || haveKey) {
+    const [present, missing] = haveCert ? [certFile, keyFile] : [keyFile, certFile];
+    throw new CaError('CaUnreadable', `missing, but ${present} exists; restore it, or delete ${present} to create a new CA`, missing);
+  }
+  try {
+    await fs.mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
+  } catch (cause) {
+    throw new CaError('CaUnwritable', `cannot create the state directory: ${(cause as NodeJS.ErrnoException).code ?? ''}`, opts.stateDir, { cause });
+  }
+  const ca = await createCa({ permittedDomains: opts.permittedDomains });
+  // The key first: the certificate's presence marks a complete CA.
+  await writeNewFile(keyFile, ca.keyPem, 0o600);
+  await writeNewFile(certFile, ca.certPem, 0o644);
+  return { ca, certFile, keyFile, created: true };
+}
+
+async function loadCa(certFile: string, keyFile: string): Promise<CaMaterial> {
+  const [cert, key] = await Promise.all([readCaFile(certFile), readCaFile(keyFile)]);
+  return prepareCa(cert, key, { cert: certFile, key: keyFile }).material;
+}
+
+// ---- leaves ------------------------------------------------------------------------------------
+
+interface CachedContext { readonly context: tls.SecureContext; readonly renewAt: number }
+
+/** A leaf minter with an LRU of SecureContexts keyed by lowercase host, and single-flight minting. */
+export async function createLeafIssuer(ca: CaMaterial, opts: { maxEntries?: number; validityDays?: number; onIssued?: (host: string) => void; now?: () => number } = {}): Promise<LeafIssuer> {
+  const issuer = prepareCa(ca.certPem, ca.keyPem);
+  const chainPem = issuer.material.certPem;
+  const maxEntries = Math.max(1, Math.floor(positive('maxEntries', opts.maxEntries ?? 1000)));
+  const validityMs = positive('validityDays', opts.validityDays ?? LEAF_VALIDITY_DAYS) * DAY;
+  const renewBeforeMs = Math.min(DAY, validityMs / 2);
+  const now = opts.now ?? Date.now;
+  // One leaf key for every leaf of this issuer, as mitmproxy does: it lives in the same memory as the
+  // CA key, so a key per leaf adds no isolation, and it would triple the cost of a mint.
+  const leafKey = await generateEcKey();
+  const leafKeyPem = pkcs8Pem(leafKey.privateKey);
+  const leafSpki = spkiOf(leafKey.publicKey);
+  const fixedExtensions = [
+    extension(OID.basicConstraints, true, seq()), // CA:FALSE (RFC 5280 §4.2.1.9)
+    extension(OID.keyUsage, true, tlv(0x03, Buffer.from([0x07, 0x80]))), // digitalSignature (§4.2.1.3)
+    extension(OID.extKeyUsage, false, seq(OID.serverAuth)), // §4.2.1.12
+    extension(OID.subjectKeyIdentifier, false, octets(keyIdentifier(leafSpki))), // §4.2.1.2
+    extension(OID.authorityKeyIdentifier, false, seq(tlv(0x80, issuer.keyId))), // §4.2.1.1
+  ];
+  const cache = new Map<string, CachedContext>();
+  const inflight = new Map<string, Promise<tls.SecureContext>>();
+
+  async function mint(host: string): Promise<CachedContext> {
+    const dnsName = normalizeHost(host);
+    if (dnsName === undefined) throw new CaError('CaHostNotPermitted', `'${host.slice(0, 260)}' is not a DNS name; leaves are minted for host names only`);
+    if (!permits(issuer.constraints, dnsName)) throw new CaError('CaHostNotPermitted', `the CA's name constraints do not permit ${dnsName}`);
+    const issuedAt = now();
+    const expiresAt = Math.min(issuedAt + validityMs, issuer.notAfter);
+    // ub-common-name is 64 (RFC 5280 Appendix A); a longer host gets an empty subject and a critical SAN (§4.2.1.6).
+    const fitsCn = dnsName.length <= 64;
+    const der = await buildCertificate({
+      issuer: issuer.cert.subject,
+      subject: fitsCn ? name([[OID.commonName, dnsName]]) : seq(),
+      spki: leafSpki,
+      notBefore: issuedAt - BACKDATE_MS,
+      notAfter: expiresAt,
+      extensions: [...fixedExtensions, extension(OID.subjectAltName, !fitsCn, seq(tlv(0x82, Buffer.from(dnsName, 'ascii'))))],
+    }, issuer.signer);
+    const context = tls.createSecureContext({ cert: pem(der) + chainPem, key: leafKeyPem, minVersion: 'TLSv1.2' });
+    // When the CA expires first, a new leaf cannot outlive it, so keep this one to the end.
+    const renewAt = expiresAt === issuer.notAfter ? expiresAt : expiresAt - renewBeforeMs;
+    return { context, renewAt };
+  }
+
+  return {
+    get size() {
+      return cache.size;
+    },
+    secureContextFor(host: string): Promise<tls.SecureContext> {
+      const key = (host.endsWith('.') ? host.slice(0, -1) : host).toLowerCase();
+      const hit = cache.get(key);
+      if (hit !== undefined && now() < hit.renewAt) {
+        cache.delete(key); // most recently used moves to the end
+        cache.set(key, hit);
+        return Promise.resolve(hit.context);
+      }
+      const pending = inflight.get(key);
+      if (pending !== undefined) return pending;
+      const minting = mint(key)
+        .then((entry) => {
+          cache.delete(key);
+          cache.set(key, entry);
+          for (const oldest of cache.keys()) {
+            if (cache.size <= maxEntries) break;
+            cache.delete(oldest);
+          }
+          opts.onIssued?.(key);
+          return entry.context;
+        })
+        .finally(() => inflight.delete(key));
+      inflight.set(key, minting);
+      return minting;
+    },
+  };
+}
