@@ -29,7 +29,7 @@ export function headerValues(raw: readonly string[], name: string): string[] {
   return out;
 }
 
-function handler(received: Received[]) {
+function handler(received: Received[], timers: Set<NodeJS.Timeout>) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -45,7 +45,8 @@ function handler(received: Received[]) {
       const status = /^\/status\/(\d{3})/.exec(r.url)?.[1];
       const delay = Number(/^\/slow\/(\d+)/.exec(r.url)?.[1] ?? 0);
       const body = JSON.stringify(r);
-      setTimeout(() => {
+      const timer = setTimeout(() => {
+        timers.delete(timer);
         res.writeHead(status ? Number(status) : 200, {
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(body),
@@ -54,6 +55,7 @@ function handler(received: Received[]) {
         });
         res.end(body);
       }, delay);
+      timers.add(timer);
     });
   };
 }
@@ -61,15 +63,16 @@ function handler(received: Received[]) {
 /** Starts an HTTPS echo origin whose certificates come from issuer (per SNI), or plain HTTP when issuer is undefined. */
 export async function startOrigin(issuer?: LeafIssuer): Promise<Origin> {
   const received: Received[] = [];
+  const timers = new Set<NodeJS.Timeout>();
   let server: Server;
   if (issuer !== undefined) {
     const fallback = await issuer.secureContextFor('api.security.microsoft.com');
     server = createHttpsServer({
       SNICallback: (name, cb) => issuer.secureContextFor(name).then((ctx) => cb(null, ctx), (e: Error) => cb(e, undefined)),
       secureContext: fallback,
-    } as Parameters<typeof createHttpsServer>[0], handler(received));
+    } as Parameters<typeof createHttpsServer>[0], handler(received, timers));
   } else {
-    server = createHttpServer(handler(received));
+    server = createHttpServer(handler(received, timers));
   }
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
@@ -81,6 +84,7 @@ export async function startOrigin(issuer?: LeafIssuer): Promise<Origin> {
       return r;
     },
     close: () => new Promise<void>((resolve) => {
+      for (const t of timers) clearTimeout(t);
       server.closeAllConnections();
       server.close(() => resolve());
     }),
