@@ -4,7 +4,7 @@ import { homedir } from 'node:os';
 import { join, resolve as resolvePath, dirname } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { CLOUDS, createCatalogue, type Cloud } from './catalogue.js';
+import { CLOUDS, createCatalogue, isTokenHost, normaliseHostPattern, type Cloud } from './catalogue.js';
 import { createProduct, type Policy, type PolicyMode, type Product } from './policy.js';
 import { parseAbsoluteTarget, formatAuthority, normaliseHost } from './target.js';
 import { isHeaderValueText, parseIdentityString, validateIdentity } from './user-agent.js';
@@ -92,7 +92,9 @@ const productSchema = z.strictObject({
   credentials: credentials.optional(),
 });
 
-const hostPattern = z.string().regex(/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*\.?$/, 'must be a host name or *.suffix');
+const hostPattern = z.string()
+  .refine((h) => normaliseHostPattern(h) !== undefined, 'must be a host name or *.domain (no IP literals, no *.tld)')
+  .refine((h) => !isTokenHost(h.replace(/^\*\./, '')), 'token endpoints are never intercepted');
 const ms = z.int().min(1).max(86_400_000);
 
 const schema = z.strictObject({
