@@ -1,0 +1,99 @@
+// Plain absolute-form http:// forwarding and reverse routes: the same request path as interception.
+import { request } from 'undici';
+import { ProxyAgent } from 'undici';
+import { startOrigin, headerValues, type Origin, type Received } from '../helpers/origin.js';
+import { startProxy, type TestProxy } from '../helpers/proxy.js';
+import { testPki } from '../helpers/pki.js';
+import { rawExchange, statusOf } from '../helpers/raw.js';
+import { run } from '../helpers/child.js';
+
+const PARTNER_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
+let tlsOrigin: Origin;
+let plainOrigin: Origin;
+let proxy: TestProxy;
+
+beforeAll(async () => {
+  tlsOrigin = await startOrigin((await testPki()).msIssuer);
+  plainOrigin = await startOrigin();
+  proxy = await startProxy(tlsOrigin.port, {
+    reverse: [{ listen: '127.0.0.1:0', upstream: 'https://api.security.microsoft.com', product: 'cognito' }],
+  }, { extraResolve: { 'api.security.microsoft.com:80': `127.0.0.1:${plainOrigin.port}`, 'www.example.org:80': `127.0.0.1:${plainOrigin.port}` } });
+});
+afterAll(async () => {
+  await proxy.close();
+  await tlsOrigin.close();
+  await plainOrigin.close();
+});
+
+describe('plain absolute-form forwarding', () => {
+  it('rewrites the User-Agent of a plain http:// request to a catalogue host (curl -x)', async () => {
+    const r = await run('curl', ['-sS', '-x', proxy.url, '-A', 'curl-test/1', 'http://api.security.microsoft.com/api/machines?x=1']);
+    const echo = JSON.parse(r.stdout) as Received;
+    expect(echo.url).toBe('/api/machines?x=1');
+    expect(headerValues(echo.rawHeaders, 'user-agent')).toEqual([PARTNER_UA]);
+    expect(headerValues(echo.rawHeaders, 'host')).toEqual(['api.security.microsoft.com']);
+  });
+
+  it('forwards a plain request to another host unchanged', async () => {
+    // proxyTunnel: false sends absolute-form http:// requests instead of CONNECT to port 80.
+    const dispatcher = new ProxyAgent({ uri: proxy.url, proxyTunnel: false });
+    try {
+      const res = await request('http://www.example.org/index.html', { dispatcher, headers: { 'user-agent': 'browser/1' } });
+      const echo = (await res.body.json()) as Received;
+      expect(headerValues(echo.rawHeaders, 'user-agent')).toEqual(['browser/1']);
+    } finally {
+      await dispatcher.close();
+    }
+  });
+
+  it('strips hop-by-hop headers, including those named by Connection (RFC 9110 §7.6.1)', async () => {
+    const res = await rawExchange(proxy.port, [
+      'GET http://api.security.microsoft.com/api/alerts HTTP/1.1',
+      'Host: api.security.microsoft.com',
+      'Connection: close, X-Secret-Hop',
+      'X-Secret-Hop: 1',
+      'Keep-Alive: timeout=5',
+      'Proxy-Authorization: Basic dTpw',
+      'X-Kept: yes',
+      '', ''].join('\r\n'));
+    expect(statusOf(res)).toBe(200);
+    const echo = JSON.parse(res.slice(res.indexOf('\r\n\r\n') + 4)) as Received;
+    const names = echo.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+    expect(names).not.toContain('x-secret-hop');
+    expect(names).not.toContain('keep-alive');
+    expect(names).not.toContain('proxy-authorization');
+    expect(headerValues(echo.rawHeaders, 'x-kept')).toEqual(['yes']);
+  });
+
+  it('streams a chunked request body to the origin', async () => {
+    const res = await rawExchange(proxy.port, [
+      'POST http://api.security.microsoft.com/api/indicators HTTP/1.1',
+      'Host: api.security.microsoft.com',
+      'Transfer-Encoding: chunked',
+      'Connection: close',
+      '', '5', 'hello', '6', ' world', '0', '', ''].join('\r\n'));
+    expect(statusOf(res)).toBe(200);
+    const echo = JSON.parse(res.slice(res.indexOf('\r\n\r\n') + 4)) as Received;
+    expect(echo.body).toBe('hello world');
+  });
+});
+
+describe('reverse routes', () => {
+  it('forwards plain HTTP in to the fixed HTTPS upstream with the route\'s product', async () => {
+    const port = proxy.reversePorts[0]!;
+    const res = await request(`http://127.0.0.1:${port}/api/machines?$filter=x`, { headers: { 'user-agent': 'app/1' } });
+    expect(res.statusCode).toBe(200);
+    const echo = (await res.body.json()) as Received;
+    expect(echo.url).toBe('/api/machines?$filter=x');
+    expect(echo.servername).toBe('api.security.microsoft.com');
+    expect(headerValues(echo.rawHeaders, 'host')).toEqual(['api.security.microsoft.com']);
+    expect(headerValues(echo.rawHeaders, 'user-agent')).toEqual([PARTNER_UA]);
+    const e = (await proxy.recorder.waitForExchanges(1)).find((x) => x.mode === 'reverse');
+    expect(e).toMatchObject({ product: 'cognito', api: 'machines', action: 'rewritten' });
+  });
+
+  it('answers 421 for an absolute-form request naming another host on a reverse route', async () => {
+    const res = await rawExchange(proxy.reversePorts[0]!, 'GET https://graph.microsoft.com/v1.0/users HTTP/1.1\r\nHost: graph.microsoft.com\r\nConnection: close\r\n\r\n');
+    expect(statusOf(res)).toBe(421);
+  });
+});
