@@ -302,11 +302,11 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
   } catch (err) {
     throw new ConfigError('(file)', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
-    const where = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '(yaml)';
-    throw new ConfigError(`(yaml ${where})`, e.message.split('\n')[0] ?? 'invalid YAML');
+    const where = e.linePos?.[0] ? ` line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
+    throw new ConfigError(`(yaml${where})`, e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''));
   }
   return buildConfig(doc.toJS(), { source: resolvePath(file), baseDir: dirname(resolvePath(file)), overrides, env });
 }

@@ -1,0 +1,109 @@
+// Config: every error names the field's path; valid documents compile to a frozen Config.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildConfig, ConfigError, loadConfig } from '../../src/config.js';
+
+const product = { id: 'cognito', company: 'Contoso', product: 'ContosoCognito', version: '1.0.0' };
+const build = (doc: unknown, overrides = {}, env: NodeJS.ProcessEnv = {}) => buildConfig(doc, { source: 'test', baseDir: '/tmp', overrides, env });
+
+function pathOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof ConfigError) return e.path;
+    throw e;
+  }
+  throw new Error('no ConfigError');
+}
+
+describe('invalid configs name the field', () => {
+  it.each([
+    ['an unknown top-level key', { version: 1, listn: 'x' }, 'listn'],
+    ['an unknown nested key', { version: 1, policy: { mode: 'rewrite', rewite: 'x' } }, 'policy.rewite'],
+    ['a wrong version', { version: 2 }, 'version'],
+    ['a bad mode', { version: 1, policy: { mode: 'block' } }, 'policy.mode'],
+    ['a bad rewrite style', { version: 1, policy: { rewrite: 'append' } }, 'policy.rewrite'],
+    ['a version with CR/LF', { version: 1, products: [{ ...product, version: '1.0\r\nX-Evil: 1' }] }, 'products[0].version'],
+    ['a company with a NUL', { version: 1, products: [{ ...product, company: 'Con\0toso' }] }, 'products[0].company'],
+    ['non-Latin-1 product text', { version: 1, products: [{ ...product, product: 'Cognito✓' }] }, 'products[0].product'],
+    ['a company with a hyphen', { version: 1, products: [{ ...product, company: 'Con-toso' }] }, 'products[0]'],
+    ['a product without version', { version: 1, products: [{ id: 'x', company: 'A', product: 'B' }] }, 'products[0].version'],
+    ['a duplicate product id', { version: 1, products: [product, product] }, 'products[1].id'],
+    ['a reserved product id', { version: 1, products: [{ ...product, id: 'unregistered' }] }, 'products[0].id'],
+    ['an unknown cloud', { version: 1, clouds: ['moon'] }, 'clouds[0]'],
+    ['an IP literal in extraHosts', { version: 1, extraHosts: ['10.0.0.1'] }, 'extraHosts[0]'],
+    ['a TLD wildcard in extraHosts', { version: 1, extraHosts: ['*.com'] }, 'extraHosts[0]'],
+    ['a token endpoint in extraHosts', { version: 1, extraHosts: ['login.microsoftonline.com'] }, 'extraHosts[0]'],
+    ['a bad otherHosts', { version: 1, otherHosts: 'allow' }, 'otherHosts'],
+    ['a bad listen address', { version: 1, listen: 'localhost' }, 'listen'],
+    ['a bad resolve target', { version: 1, upstream: { resolve: { 'a.example:443': 'nowhere' } } }, 'upstream.resolve.a.example:443'],
+    ['a non-http upstream proxy', { version: 1, upstream: { proxy: 'socks5://p:1080' } }, 'upstream.proxy'],
+    ['a reverse route to http', { version: 1, products: [product], reverse: [{ listen: '127.0.0.1:8443', upstream: 'http://api.security.microsoft.com', product: 'cognito' }] }, 'reverse[0].upstream'],
+    ['a reverse route to an unknown product', { version: 1, products: [product], reverse: [{ listen: '127.0.0.1:8443', upstream: 'https://api.security.microsoft.com', product: 'nope' }] }, 'reverse[0].product'],
+    ['a negative timeout', { version: 1, timeouts: { connect: -1 } }, 'timeouts.connect'],
+    ['a bad CIDR', { version: 1, access: { allowedClients: ['everyone'] } }, 'access.allowedClients[0]'],
+    ['a port out of range', { version: 1, access: { connectPorts: [70000] } }, 'access.connectPorts[0]'],
+    ['a missing password env', { version: 1, products: [{ ...product, credentials: { username: 'u', passwordEnv: 'NOPE_PW' } }] }, 'products[0].credentials.passwordEnv'],
+    ['a missing password file', { version: 1, products: [{ ...product, credentials: { username: 'u', passwordFile: '/nonexistent/pw' } }] }, 'products[0].credentials.passwordFile'],
+    ['a bad log level', { version: 1, log: { level: 'loud' } }, 'log.level'],
+  ])('%s → %s', (_name, doc, path) => {
+    expect(pathOf(() => build(doc))).toBe(path);
+  });
+
+  it.each([
+    ['--user-agent with CR/LF', { userAgent: 'MdePartner-A-B/1\r\nX: y' }, '--user-agent'],
+    ['--user-agent not a partner token', { userAgent: 'curl/8' }, '--user-agent'],
+    ['--mode unknown', { mode: 'block' }, '--mode'],
+    ['--listen without port', { listen: '127.0.0.1' }, '--listen'],
+  ])('%s → %s', (_name, overrides, path) => {
+    expect(pathOf(() => build({ version: 1 }, overrides))).toBe(path);
+  });
+
+  it('names the YAML position of a syntax error and refuses duplicate keys', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mpp-cfg-'));
+    writeFileSync(join(dir, 'bad.yaml'), 'version: 1\nlisten: [\n');
+    expect(pathOf(() => loadConfig(join(dir, 'bad.yaml')))).toMatch(/^\(yaml line \d+, column \d+\)$/);
+    writeFileSync(join(dir, 'dup.yaml'), 'version: 1\nlisten: 127.0.0.1:1\nlisten: 127.0.0.1:2\n');
+    expect(pathOf(() => loadConfig(join(dir, 'dup.yaml')))).toMatch(/^\(yaml/);
+  });
+});
+
+describe('valid configs', () => {
+  it('uses the example identity, loopback listeners and the documented defaults with no config', () => {
+    const c = build(undefined);
+    expect(c.exampleIdentity).toBe(true);
+    expect(c.policy.products.map((p) => p.userAgent)).toEqual(['MdePartner-Contoso-ContosoCognito/1.0.0']);
+    expect(c.listen).toEqual({ host: '127.0.0.1', port: 3128 });
+    expect(c.admin).toEqual({ host: '127.0.0.1', port: 9464 });
+    expect(c.policy.mode).toBe('rewrite');
+    expect(c.policy.rewrite).toBe('replace');
+    expect([...c.policy.connectPorts]).toEqual([443]);
+    expect(c.allowedClients).toEqual(['127.0.0.0/8', '::1/128']);
+    expect(Object.isFrozen(c)).toBe(true);
+  });
+
+  it('takes one product from --user-agent alone, upgrading a legacy form', () => {
+    const c = build({ version: 1 }, { userAgent: 'MdatpPartner-Joe-JoeSandbox-Func/4.4.1' });
+    expect(c.exampleIdentity).toBe(false);
+    expect(c.policy.products.map((p) => p.userAgent)).toEqual(['MdePartner-Joe-JoeSandbox-Func/4.4.1']);
+  });
+
+  it('lets overrides win over the file', () => {
+    const c = build({ version: 1, listen: '127.0.0.1:1', policy: { mode: 'audit' } }, { listen: '127.0.0.1:2', mode: 'reject', admin: 'off' });
+    expect(c.listen.port).toBe(2);
+    expect(c.policy.mode).toBe('reject');
+    expect(c.admin).toBeUndefined();
+  });
+
+  it('reads passwords from the environment and requires credentials from every caller once one product has them', () => {
+    const c = build({ version: 1, products: [{ ...product, credentials: { username: 'u', passwordEnv: 'PW' } }] }, {}, { PW: 'secret' });
+    expect(c.policy.products[0]!.credentials).toEqual({ username: 'u', password: 'secret' });
+    expect(c.policy.defaultProduct).toBeUndefined();
+  });
+
+  it('normalises upstream.resolve keys and values', () => {
+    const c = build({ version: 1, upstream: { resolve: { 'API.Security.Microsoft.com:443': '127.0.0.1:8443', '[::1]:443': '[::1]:9' } } });
+    expect([...c.policy.resolve]).toEqual([['api.security.microsoft.com:443', '127.0.0.1:8443'], ['[::1]:443', '[::1]:9']]);
+  });
+});

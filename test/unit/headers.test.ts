@@ -1,0 +1,39 @@
+// Header surgery on flat rawHeaders arrays.
+import { buildRequestHeaders, buildResponseHeaders, countHeader, getHeader } from '../../src/headers.js';
+
+describe('buildRequestHeaders', () => {
+  it.each([
+    ['keeps end-to-end headers in order', ['Accept', 'a', 'Authorization', 'Bearer t'], undefined, ['Accept', 'a', 'Authorization', 'Bearer t']],
+    ['drops hop-by-hop headers (RFC 9110 §7.6.1)', ['Connection', 'keep-alive', 'Keep-Alive', '5', 'TE', 'trailers', 'Upgrade', 'h2c', 'Accept', 'a'], undefined, ['Accept', 'a']],
+    ['drops headers named by Connection', ['Connection', 'X-A, x-b', 'X-A', '1', 'X-B', '2', 'X-C', '3'], undefined, ['X-C', '3']],
+    ['drops proxy credentials and client-address headers', ['Proxy-Authorization', 'Basic x', 'X-Forwarded-For', '1.2.3.4', 'Forwarded', 'for=x', 'X-Real-IP', 'x', 'Via', '1.1 p'], undefined, []],
+    ['drops Host, Expect and Transfer-Encoding (rebuilt by the client)', ['Host', 'h', 'Expect', '100-continue', 'Transfer-Encoding', 'chunked'], undefined, []],
+    ['replaces every User-Agent with one', ['User-Agent', 'a', 'Accept', 'x', 'user-agent', 'b'], 'P/1', ['Accept', 'x', 'User-Agent', 'P/1']],
+    ['adds a User-Agent when none was sent', ['Accept', 'x'], 'P/1', ['Accept', 'x', 'User-Agent', 'P/1']],
+    ['keeps the User-Agent when no rewrite is asked', ['User-Agent', 'a'], undefined, ['User-Agent', 'a']],
+  ] as const)('%s', (_name, raw, ua, expected) => {
+    expect(buildRequestHeaders(raw, ua)).toEqual(expected);
+  });
+});
+
+describe('buildResponseHeaders', () => {
+  it.each([
+    ['converts latin1 buffers to strings', [Buffer.from('Content-Type'), Buffer.from('application/json')], ['Content-Type', 'application/json']],
+    ['drops hop-by-hop response headers', [Buffer.from('Connection'), Buffer.from('keep-alive'), Buffer.from('Transfer-Encoding'), Buffer.from('chunked'), Buffer.from('X-Ms'), Buffer.from('1')], ['X-Ms', '1']],
+    ['keeps repeated Set-Cookie', ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2'], ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']],
+  ] as const)('%s', (_name, raw, expected) => {
+    expect(buildResponseHeaders(raw as readonly (Buffer | string)[])).toEqual(expected);
+  });
+});
+
+describe('getHeader / countHeader', () => {
+  const raw = ['Host', 'h', 'user-agent', 'a', 'User-Agent', 'b'];
+  it.each([
+    ['host', 'h', 1],
+    ['user-agent', 'a', 2],
+    ['accept', undefined, 0],
+  ])('%s', (name, first, count) => {
+    expect(getHeader(raw, name)).toBe(first);
+    expect(countHeader(raw, name)).toBe(count);
+  });
+});
