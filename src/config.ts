@@ -1,5 +1,6 @@
 // YAML → schema (zod) → frozen Config with a compiled Policy. Every error names the field's path.
 import { readFileSync } from 'node:fs';
+import type { ServerOptions } from 'node:http';
 import { homedir } from 'node:os';
 import { join, resolve as resolvePath, dirname } from 'node:path';
 import { parseDocument } from 'yaml';
@@ -65,6 +66,15 @@ export interface Config {
 export const EXAMPLE_USER_AGENT = 'MdePartner-Contoso-ContosoCognito/1.0.0';
 
 export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({ connect: 10_000, upstream: 120_000, headers: 30_000, idle: 60_000, drain: 30_000 });
+
+/**
+ * node:http server options for client connections: keep-alive idle from `timeouts.idle`, the
+ * request head bounded by `timeouts.headers` (408), no whole-request limit (long uploads and
+ * slow API calls are bounded by the upstream timeouts), checked every second.
+ */
+export function serverOptions(t: Timeouts): ServerOptions {
+  return { keepAliveTimeout: t.idle, headersTimeout: t.headers, requestTimeout: 0, connectionsCheckingInterval: Math.min(1000, t.headers) };
+}
 
 /** Values from the command line or MDE_PARTNER_PROXY_* variables; they win over the file. */
 export interface ConfigOverrides {

@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { LeafIssuer } from './ca.js';
-import type { Timeouts } from './config.js';
+import { serverOptions, type Timeouts } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
 import type { RequestContext } from './forward.js';
 
@@ -44,7 +44,7 @@ export function createInterceptor(opts: {
 }): Interceptor {
   const contexts = new WeakMap<object, RequestContext>();
   const t = opts.timeouts();
-  const server: Server = createServer({ keepAliveTimeout: t.idle, headersTimeout: t.headers, requestTimeout: 0 }, (req, res) => {
+  const server: Server = createServer(serverOptions(t), (req, res) => {
     const ctx = contexts.get(req.socket);
     if (ctx === undefined) return res.destroy();
     opts.onRequest(ctx, req, res);
@@ -80,7 +80,6 @@ export function createInterceptor(opts: {
       });
       tls.on('error', () => tls.destroy());
       socket.on('error', () => tls.destroy());
-      tls.setTimeout?.(opts.timeouts().idle, () => tls.destroy());
       contexts.set(tls, ctx);
       server.emit('connection', tls);
     },

@@ -5,7 +5,7 @@ import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createLeafIssuer, loadOrCreateCa, type LeafIssuer, type LoadedCa } from './ca.js';
 import { nameConstraintDomains } from './catalogue.js';
-import type { Config, ListenAddress } from './config.js';
+import { serverOptions, type Config, type ListenAddress } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
 import { noopObserver, type ProxyObserver } from './events.js';
 import { handleRequest, type RequestContext, type Runtime } from './forward.js';
@@ -88,8 +88,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
 
   const servers: Server[] = [];
   const makeServer = (onRequest: (req: IncomingMessage, res: ServerResponse) => void): Server => {
-    const t = config.timeouts;
-    const server = createServer({ keepAliveTimeout: t.idle, headersTimeout: t.headers, requestTimeout: 0 }, (req, res) => {
+    const server = createServer(serverOptions(config.timeouts), (req, res) => {
       if (draining) res.shouldKeepAlive = false;
       onRequest(req, res);
     });
