@@ -97,3 +97,36 @@ describe('reverse routes', () => {
     expect(statusOf(res)).toBe(421);
   });
 });
+
+describe('request framing (no smuggling)', () => {
+  it('forwards a chunked DELETE body and keeps the next pipelined request separate', async () => {
+    const seen = plainOrigin.received.length;
+    const res = await rawExchange(proxy.port, [
+      'DELETE http://api.security.microsoft.com/api/indicators/1 HTTP/1.1',
+      'Host: api.security.microsoft.com',
+      'Transfer-Encoding: chunked',
+      '', '4', 'GET ', '0', '', // a body that looks like the start of a request
+      'GET http://api.security.microsoft.com/api/alerts HTTP/1.1',
+      'Host: api.security.microsoft.com',
+      'Connection: close',
+      '', ''].join('\r\n'));
+    expect(res.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
+    const got = plainOrigin.received.slice(seen);
+    expect(got.map((r) => `${r.method} ${r.url} ${JSON.stringify(r.body)}`)).toEqual([
+      'DELETE /api/indicators/1 "GET "',
+      'GET /api/alerts ""',
+    ]);
+  });
+
+  it('refuses a request with both Content-Length and Transfer-Encoding (RFC 9112 §6.3)', async () => {
+    const seen = plainOrigin.received.length;
+    const res = await rawExchange(proxy.port, [
+      'POST http://api.security.microsoft.com/api/indicators HTTP/1.1',
+      'Host: api.security.microsoft.com',
+      'Content-Length: 4',
+      'Transfer-Encoding: chunked',
+      '', '0', '', ''].join('\r\n'));
+    expect(statusOf(res)).toBe(400);
+    expect(plainOrigin.received.length).toBe(seen);
+  });
+});
