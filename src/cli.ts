@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // The command line: the only file that reads argv and the environment, prints usage or exits.
 // It owns SIGTERM (drain) and SIGHUP / config-file changes (reload).
-import { readFileSync, watch } from 'node:fs';
+import { readFileSync, realpathSync, watch } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
@@ -61,7 +63,7 @@ async function start(args: CommonArgs): Promise<void> {
   const config = configFrom(args);
   const logger = createLogger({ level: config.log.level });
   const registry = new Registry();
-  const metrics = createMetrics({ registry, products: config.policy.products.map((p) => p.id), apiLabels: API_LABELS, version: VERSION, upstreamErrorCodes: Object.keys(ERRORS) });
+  const metrics = createMetrics({ registry, products: config.policy.products.map((p) => p.id), apiLabels: API_LABELS, version: VERSION, upstreamErrorCodes: Object.keys(ERRORS).filter((c) => c.startsWith('Upstream') || c === 'DestinationDenied') });
   const observer = combineObservers(metrics.observer, createLogObserver(logger));
   if (config.exampleIdentity) {
     const warning = `Using Microsoft's documented EXAMPLE identity ${config.policy.products[0]!.userAgent}: calls will be attributed to Contoso, not to your product. Set --user-agent or products in a config file.`;
@@ -93,6 +95,9 @@ async function start(args: CommonArgs): Promise<void> {
   const reload = (why: string): void => {
     try {
       const next = loadConfig(args.config, { ...(args.mode ? { mode: args.mode } : {}), ...(args.userAgent ? { userAgent: args.userAgent } : {}), ...(args.logLevel ? { logLevel: args.logLevel } : {}), ...(args.stateDir ? { stateDir: args.stateDir } : {}) });
+      const listenersChanged = formatAuthority(next.listen) !== formatAuthority(current.listen)
+        || JSON.stringify(next.reverse.map((r) => [formatAuthority(r.listen), formatAuthority(r.upstream)])) !== JSON.stringify(current.reverse.map((r) => [formatAuthority(r.listen), formatAuthority(r.upstream)]));
+      if (listenersChanged) logger.warn({ event: 'config-reload' }, 'listen addresses or reverse routes changed: restart to apply them; the rest of the new configuration applies now');
       proxy.reload(next);
       metrics.setProducts(next.policy.products.map((p) => p.id));
       logger.level = next.log.level;
@@ -108,7 +113,10 @@ async function start(args: CommonArgs): Promise<void> {
   if (args.config !== undefined) {
     let timer: NodeJS.Timeout | undefined;
     try {
-      watch(args.config, () => {
+      // Watch the directory: editors replace the file and Kubernetes swaps a ConfigMap's ..data link.
+      const name = basename(args.config);
+      watch(dirname(args.config), (_event, file) => {
+        if (file !== null && file !== name && file !== '..data') return;
         clearTimeout(timer);
         timer = setTimeout(() => reload('file-change'), 200);
       }).unref();
@@ -235,8 +243,24 @@ async function doctor(args: CommonArgs): Promise<void> {
   } catch (e) {
     check(false, `interception CA: ${(e as Error).message}`);
   }
-  check(config.listen.host !== '0.0.0.0' && config.listen.host !== '::' || config.allowedClients.length > 0, `listen ${formatAuthority(config.listen)}, clients ${config.allowedClients.join(', ')}`);
+  const openToAll = config.allowedClients.some((c) => /^(0\.0\.0\.0|::)\/0$/.test(c));
+  check(!openToAll, `listen ${formatAuthority(config.listen)}, allowed clients ${config.allowedClients.join(', ')}${openToAll ? ' (an open proxy: restrict access.allowedClients)' : ''}`);
   process.exit(failed === 0 ? 0 : 1);
+}
+
+/**
+ * Every option also reads MDE_PARTNER_PROXY_<OPTION>. Only the known options are read: yargs'
+ * own env() would turn any stray variable (Kubernetes injects MDE_PARTNER_PROXY_SERVICE_HOST for
+ * a Service of that name) into an unknown-argument error under strict parsing.
+ */
+function withEnvDefaults<T extends Record<string, { describe?: string }>>(options: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [name, spec] of Object.entries(options)) {
+    const variable = `${ENV_PREFIX}_${name.replace(/-/g, '_').toUpperCase()}`;
+    const value = process.env[variable];
+    out[name] = { ...spec, describe: `${spec.describe ?? ''} [env ${variable}]`.trim(), ...(value !== undefined && value !== '' ? { default: value } : {}) };
+  }
+  return out as T;
 }
 
 /** Builds the yargs program; exported so tests can run commands in-process. */
@@ -247,21 +271,24 @@ export function program(argv: string[]) {
     admin: { type: 'string', describe: 'admin listen address host:port, or off (default 127.0.0.1:9464)' },
     mode: { type: 'string', choices: ['rewrite', 'reject', 'audit'], describe: 'policy mode' },
     'user-agent': { type: 'string', describe: 'the one product, e.g. MdePartner-Contoso-ContosoCognito/1.0.0' },
-    'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] },
+    'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], describe: 'log level' },
     'state-dir': { type: 'string', describe: 'where the interception CA lives' },
   } as const;
   return yargs(argv)
     .scriptName('mde-partner-proxy')
-    .env(ENV_PREFIX)
-    .options(common)
+    .options(withEnvDefaults(common))
     .command(['start', '$0'], 'run the proxy (default command)', {}, (a) => start(a as CommonArgs))
     .command('check-ua <user-agent>', 'parse a User-Agent; exit 0 when it is a valid partner User-Agent', (y) => y.positional('user-agent', { type: 'string', demandOption: true }),
       (a) => checkUa(String(a['user-agent'] ?? a.userAgent)))
-    .command('ca init', 'create the interception CA under the state directory', (y) => y.option('force', { type: 'boolean', describe: 'replace an existing CA' }),
-      (a) => caInit(a as CommonArgs & { force?: boolean }))
+    .command('ca', 'manage the interception CA', (y) => y
+      .command('init', 'create the interception CA under the state directory', (z) => z.option('force', { type: 'boolean', describe: 'replace an existing CA' }),
+        (a) => caInit(a as CommonArgs & { force?: boolean }))
+      .demandCommand(1, 'name a ca command: init'))
     .command('env', 'print shell lines that point clients at the proxy and its CA', {}, (a) => env(a as CommonArgs))
-    .command('config check <file>', 'validate a config file and print it normalised', (y) => y.positional('file', { type: 'string', demandOption: true }),
-      (a) => configCheck(String(a.file), a as CommonArgs))
+    .command('config', 'work with config files', (y) => y
+      .command('check <file>', 'validate a config file and print it normalised', (z) => z.positional('file', { type: 'string', demandOption: true }),
+        (a) => configCheck(String(a.file), a as CommonArgs))
+      .demandCommand(1, 'name a config command: check'))
     .command('explain <url>', 'what the proxy would do with a request to a URL, and why', (y) => y
       .positional('url', { type: 'string', demandOption: true })
       .option('ua', { type: 'string', describe: 'the User-Agent the client sends' })
@@ -273,8 +300,11 @@ export function program(argv: string[]) {
     .help();
 }
 
-const isMain = process.argv[1] !== undefined && import.meta.url === new URL(`file://${process.argv[1]}`).href;
+// npx, npm -g and node_modules/.bin start the CLI through a symlink: compare real paths.
+const isMain = process.argv[1] !== undefined && realpathSync(process.argv[1]) === realpathSync(fileURLToPath(import.meta.url));
 if (isMain) {
+  // `mde-partner-proxy check-ua … | head` closes the pipe early: that is not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' ? process.exit(0) : undefined));
   program(hideBin(process.argv)).parseAsync().catch((e: unknown) => {
     err(`mde-partner-proxy: ${(e as Error).message}`);
     process.exit(1);

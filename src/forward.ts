@@ -7,7 +7,7 @@ import type { Config } from './config.js';
 import { ProxyError, sendError, toProxyError } from './errors.js';
 import type { ProxyObserver, RequestAction, RequestMode } from './events.js';
 import { buildRequestHeaders, buildResponseHeaders, countHeader, getHeader } from './headers.js';
-import { decideDestination, decideIdentity, decideRequest, type Product } from './policy.js';
+import { decideIdentity, decidePlain, decideRequest, denialText, type Product } from './policy.js';
 import { formatAuthority, parseAbsoluteTarget, parseAuthority } from './target.js';
 import type { Upstream } from './upstream.js';
 
@@ -49,8 +49,8 @@ function resolveTarget(rt: Runtime, ctx: RequestContext, req: IncomingMessage): 
     if (t === undefined) {
       return new ProxyError('BadRequest', 'This is a forward proxy: send absolute-form requests (http://host/path) or CONNECT host:443');
     }
-    const denied = decideDestination(rt.config.policy, t.host, t.port);
-    if (denied !== undefined) return new ProxyError('DestinationDenied', `Destination ${formatAuthority(t)} is a ${denied.reason.replace(/-destination$/, '')} address`);
+    const denied = decidePlain(rt.config.policy, t.host, t.port);
+    if (denied !== undefined) return new ProxyError('DestinationDenied', `${formatAuthority(t)} refused: ${denialText(denied.reason, t.port)}`);
     return t;
   }
   const origin = ctx.origin;

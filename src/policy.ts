@@ -78,6 +78,21 @@ export function decideDestination(policy: Policy, host: string, port: number): C
   return undefined;
 }
 
+/** The caller-facing explanation of a deny reason. */
+export function denialText(reason: string, port: number): string {
+  if (reason === 'port-not-allowed') return `port ${port} is not in access.connectPorts`;
+  if (reason === 'other-host-denied') return 'only Microsoft security API hosts are allowed (otherHosts: deny)';
+  return `it is a ${reason.replace(/-destination$/, '')} address`;
+}
+
+/** Decides whether a plain absolute-form request may go to host:port: the destination check, then otherHosts. */
+export function decidePlain(policy: Policy, host: string, port: number): ConnectDecision | undefined {
+  const denied = decideDestination(policy, host, port);
+  if (denied !== undefined) return denied;
+  if (policy.otherHosts === 'deny' && hostKind(policy.catalogue, host) === 'other') return { action: 'deny', reason: 'other-host-denied', error: 'DestinationDenied' };
+  return undefined;
+}
+
 /** Decides what a CONNECT to host:port becomes: intercepted, tunnelled blind, or denied. */
 export function decideConnect(policy: Policy, host: string, port: number): ConnectDecision {
   if (!policy.connectPorts.has(port)) return { action: 'deny', reason: 'port-not-allowed', error: 'DestinationDenied' };
@@ -135,6 +150,8 @@ const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').dig
 
 /** Binds a caller to a product from its Proxy-Authorization (RFC 9110 §11.7.1, Basic per RFC 7617). */
 export function decideIdentity(policy: Policy, proxyAuthorization: string | undefined): IdentityDecision {
+  // Without required credentials every caller is the default product, whatever it sends.
+  if (policy.defaultProduct !== undefined && !policy.products.some((p) => p.credentials)) return { product: policy.defaultProduct };
   if (proxyAuthorization === undefined) {
     return policy.defaultProduct !== undefined ? { product: policy.defaultProduct } : { error: 'missing-credentials' };
   }
@@ -145,11 +162,7 @@ export function decideIdentity(policy: Policy, proxyAuthorization: string | unde
   const username = colon < 0 ? decoded : decoded.slice(0, colon);
   const password = colon < 0 ? '' : decoded.slice(colon + 1);
   const product = policy.products.find((p) => p.credentials?.username === username);
-  if (product?.credentials === undefined) {
-    // Callers that send credentials nobody asked for keep the default product.
-    if (policy.defaultProduct !== undefined && !policy.products.some((p) => p.credentials)) return { product: policy.defaultProduct };
-    return { error: 'invalid-credentials' };
-  }
+  if (product?.credentials === undefined) return { error: 'invalid-credentials' };
   // Compare digests so the comparison takes the same time whatever the password's length.
   if (!timingSafeEqual(digest(password), digest(product.credentials.password))) return { error: 'invalid-credentials' };
   return { product };

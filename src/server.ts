@@ -9,7 +9,7 @@ import { serverOptions, type Config, type ListenAddress } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
 import { noopObserver, type ProxyObserver } from './events.js';
 import { handleRequest, type RequestContext, type Runtime } from './forward.js';
-import { createInterceptor } from './intercept.js';
+import { createInterceptor, type Interceptor } from './intercept.js';
 import { handleConnect } from './tunnel.js';
 import { createUpstream } from './upstream.js';
 
@@ -80,11 +80,48 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   let allowed = allowList(config.allowedClients);
   let draining = false;
 
-  const interceptor = createInterceptor({
+  // Intercepted connections, tracked here because the interceptor's internal http.Server never
+  // listens, so Node keeps no connection list for it and its closeIdle/closeAll reach nothing. Without
+  // this, one open intercepted keep-alive connection held every SIGTERM for the whole drain timeout.
+  interface Intercepted { readonly socket: Duplex; tls?: Duplex; readonly inFlight: Set<ServerResponse> }
+  const intercepted = new Map<RequestContext, Intercepted>();
+  /** Ends intercepted connections with no exchange in flight: TLS-level end when known, else the raw socket. */
+  const closeIdleIntercepted = (): void => {
+    for (const c of intercepted.values()) if (c.inFlight.size === 0) (c.tls ? c.tls.end() : c.socket.destroy());
+  };
+  const baseInterceptor = createInterceptor({
     issuer: () => issuer,
     timeouts: () => runtime.config.timeouts,
-    onRequest: (ctx, req, res) => handleRequest(runtime, ctx, req, res),
+    onRequest: (ctx, req, res) => {
+      const c = intercepted.get(ctx);
+      if (c !== undefined) {
+        c.tls ??= req.socket;
+        c.inFlight.add(res);
+        res.once('close', () => {
+          c.inFlight.delete(res);
+          if (draining) setImmediate(closeIdleIntercepted);
+        });
+      }
+      if (draining) res.shouldKeepAlive = false;
+      handleRequest(runtime, ctx, req, res);
+    },
   });
+  const interceptor: Interceptor = {
+    intercept(socket, head, ctx) {
+      const own = { ...ctx }; // one context object per connection: the key back to its socket
+      intercepted.set(own, { socket, inFlight: new Set() });
+      socket.once('close', () => intercepted.delete(own));
+      return baseInterceptor.intercept(socket, head, own);
+    },
+    closeIdle() {
+      baseInterceptor.closeIdle();
+      closeIdleIntercepted();
+    },
+    closeAll() {
+      baseInterceptor.closeAll();
+      for (const c of intercepted.values()) c.socket.destroy();
+    },
+  };
 
   const servers: Server[] = [];
   const makeServer = (onRequest: (req: IncomingMessage, res: ServerResponse) => void): Server => {
@@ -141,6 +178,8 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     },
     async drain(timeoutMs) {
       draining = true;
+      // Responses not yet begun say Connection: close; the others' connections end when they finish.
+      for (const c of intercepted.values()) for (const res of c.inFlight) if (!res.headersSent) res.shouldKeepAlive = false;
       const closed = closeServers();
       for (const s of servers) s.closeIdleConnections();
       interceptor.closeIdle();

@@ -6,7 +6,7 @@ import type { Runtime } from './forward.js';
 import { identityError } from './forward.js';
 import { getHeader } from './headers.js';
 import type { Interceptor } from './intercept.js';
-import { decideConnect, decideIdentity } from './policy.js';
+import { decideConnect, decideIdentity, denialText } from './policy.js';
 import { formatAuthority, parseAuthority } from './target.js';
 
 /** Splices two sockets until either side ends, errors or stays idle for idleMs. */
@@ -46,12 +46,7 @@ export function handleConnect(rt: Runtime, interceptor: Interceptor, req: Incomi
     case 'deny': {
       const code = decision.error ?? 'DestinationDenied';
       rt.observer.tunnel?.({ ...event, action: 'denied', error: code });
-      const why = decision.reason === 'port-not-allowed'
-        ? `port ${port} is not in access.connectPorts`
-        : decision.reason === 'other-host-denied'
-          ? 'only Microsoft security API hosts are allowed (otherHosts: deny)'
-          : `it is a ${decision.reason.replace(/-destination$/, '')} address`;
-      writeRawError(socket, new ProxyError(code, `CONNECT ${formatAuthority(authority)} refused: ${why}`));
+      writeRawError(socket, new ProxyError(code, `CONNECT ${formatAuthority(authority)} refused: ${denialText(decision.reason, port)}`));
       return;
     }
     case 'tunnel': {

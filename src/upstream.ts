@@ -8,7 +8,7 @@ import { createSecureContext, rootCertificates, type SecureContext } from 'node:
 import { Pool, buildConnector } from 'undici';
 import type { Config } from './config.js';
 import { ProxyError } from './errors.js';
-import { decideDestination, resolveDestination } from './policy.js';
+import { decideDestination, denialText, resolveDestination } from './policy.js';
 import { classifyHost, isRestricted, formatAuthority } from './target.js';
 
 /** Debian's system bundle; Node's own store is Mozilla's, so the system trust is added to it. */
@@ -115,7 +115,7 @@ export function createUpstream(config: Config): Upstream {
 
   const refuseDestination = (host: string, port: number): ProxyError | undefined => {
     const denied = decideDestination(policy, host, port);
-    return denied === undefined ? undefined : new ProxyError('DestinationDenied', `destination ${formatAuthority({ host, port })} is a ${denied.reason.replace(/-destination$/, '')} address`);
+    return denied === undefined ? undefined : new ProxyError('DestinationDenied', `${formatAuthority({ host, port })} refused: ${denialText(denied.reason, port)}`);
   };
 
   const viaProxy = (host: string): boolean => proxy !== undefined && !matchesNoProxy(config.upstream.noProxy, host);

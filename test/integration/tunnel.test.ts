@@ -155,6 +155,9 @@ describe('blind tunnels', () => {
     const res = await rawExchange(p.port, 'CONNECT www.example.org:443 HTTP/1.1\r\n\r\n');
     expect(statusOf(res)).toBe(403);
     expect(jsonBodyOf(res)).toMatchObject({ error: { code: 'DestinationDenied' } });
+    const plain = await rawExchange(p.port, 'GET http://www.example.org/ HTTP/1.1\r\nHost: www.example.org\r\nConnection: close\r\n\r\n');
+    expect(statusOf(plain)).toBe(403);
+    expect(jsonBodyOf(plain)).toMatchObject({ error: { code: 'DestinationDenied' } });
     const tokens = await rawExchange(p.port, 'CONNECT login.microsoftonline.com:443 HTTP/1.1\r\n\r\n', 500);
     expect(statusOf(tokens)).toBe(200);
     const ok = await viaProxy(p.url, p.caPem, 'https://api.security.microsoft.com/api/machines');

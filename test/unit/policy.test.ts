@@ -1,6 +1,6 @@
 // decideConnect / decideDestination / decideRequest / decideIdentity as tables.
 import { createCatalogue } from '../../src/catalogue.js';
-import { createProduct, decideConnect, decideIdentity, decideRequest, rewrittenUserAgent, resolveDestination, type Policy } from '../../src/policy.js';
+import { createProduct, decideConnect, decideIdentity, decidePlain, decideRequest, rewrittenUserAgent, resolveDestination, type Policy } from '../../src/policy.js';
 
 const cognito = createProduct('cognito', { company: 'Contoso', product: 'ContosoCognito', version: '1.0.0' });
 const scanner = createProduct('scanner', { company: 'Fabrikam', product: 'Scanner', version: '2.1' }, { username: 'scan', password: 'pw' });
@@ -79,6 +79,7 @@ describe('decideIdentity', () => {
   it.each([
     ['no credentials, default product', open, undefined, 'cognito', undefined],
     ['unrequested credentials keep the default', open, basic('x:y'), 'cognito', undefined],
+    ['an unrequested Bearer scheme keeps the default', open, 'Bearer abc', 'cognito', undefined],
     ['no credentials when required', locked, undefined, undefined, 'missing-credentials'],
     ['right user and password', locked, basic('scan:pw'), 'scanner', undefined],
     ['wrong password', locked, basic('scan:pw2'), undefined, 'invalid-credentials'],
@@ -99,5 +100,17 @@ describe('resolveDestination', () => {
     ['graph.microsoft.com', 443, { host: 'graph.microsoft.com', port: 443, overridden: false }],
   ])('%s:%d', (host, port, expected) => {
     expect(resolveDestination(policy(), host, port)).toEqual(expected);
+  });
+});
+
+describe('decidePlain', () => {
+  it.each([
+    ['api.security.microsoft.com', 80, {}, undefined],
+    ['www.example.org', 80, {}, undefined],
+    ['www.example.org', 80, { otherHosts: 'deny' }, 'other-host-denied'],
+    ['graph.microsoft.com', 80, { otherHosts: 'deny' }, undefined],
+    ['127.1', 80, {}, 'loopback-destination'],
+  ] as const)('http://%s:%d with %j → %s', (host, port, over, reason) => {
+    expect(decidePlain(policy(over as Partial<Policy>), host, port)?.reason).toBe(reason);
   });
 });
