@@ -84,10 +84,24 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   // listens, so Node keeps no connection list for it and its closeIdle/closeAll reach nothing. Without
   // this, one open intercepted keep-alive connection held every SIGTERM for the whole drain timeout.
   interface Intercepted { readonly socket: Duplex; tls?: Duplex; readonly inFlight: Set<ServerResponse> }
+  const inFlight = new Set<ServerResponse>();
+  /** Every exchange on every listener: during a drain it says Connection: close and its idle connection ends. */
+  const track = (res: ServerResponse, closeIdle: () => void): void => {
+    if (draining) res.shouldKeepAlive = false;
+    inFlight.add(res);
+    res.once('close', () => {
+      inFlight.delete(res);
+      if (draining) setImmediate(closeIdle);
+    });
+  };
   const intercepted = new Map<RequestContext, Intercepted>();
   /** Ends intercepted connections with no exchange in flight: TLS-level end when known, else the raw socket. */
   const closeIdleIntercepted = (): void => {
-    for (const c of intercepted.values()) if (c.inFlight.size === 0) (c.tls ? c.tls.end() : c.socket.destroy());
+    for (const c of intercepted.values()) {
+      if (c.inFlight.size > 0) continue;
+      if (c.tls) c.tls.end();
+      else c.socket.destroy();
+    }
   };
   const baseInterceptor = createInterceptor({
     issuer: () => issuer,
@@ -97,12 +111,9 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       if (c !== undefined) {
         c.tls ??= req.socket;
         c.inFlight.add(res);
-        res.once('close', () => {
-          c.inFlight.delete(res);
-          if (draining) setImmediate(closeIdleIntercepted);
-        });
+        res.once('close', () => c.inFlight.delete(res));
       }
-      if (draining) res.shouldKeepAlive = false;
+      track(res, closeIdleIntercepted);
       handleRequest(runtime, ctx, req, res);
     },
   });
@@ -126,7 +137,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   const servers: Server[] = [];
   const makeServer = (onRequest: (req: IncomingMessage, res: ServerResponse) => void): Server => {
     const server = createServer(serverOptions(config.timeouts), (req, res) => {
-      if (draining) res.shouldKeepAlive = false;
+      track(res, () => server.closeIdleConnections());
       onRequest(req, res);
     });
     server.on('connection', (socket: Socket) => {
@@ -179,7 +190,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     async drain(timeoutMs) {
       draining = true;
       // Responses not yet begun say Connection: close; the others' connections end when they finish.
-      for (const c of intercepted.values()) for (const res of c.inFlight) if (!res.headersSent) res.shouldKeepAlive = false;
+      for (const res of inFlight) if (!res.headersSent) res.shouldKeepAlive = false;
       const closed = closeServers();
       for (const s of servers) s.closeIdleConnections();
       interceptor.closeIdle();
