@@ -1,0 +1,511 @@
+// The command line as users run it: `node dist/cli.js …` as child processes with a clean
+// environment. Config errors, config check, check-ua, ca init, env, explain, and `start` with a real
+// echo origin behind upstream.resolve: the printed trust step works with curl, environment variables
+// are honoured, SIGTERM drains and SIGHUP reloads. Every wait polls against a deadline.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { parse } from 'yaml';
+import { viaProxy } from '../helpers/client.js';
+import { cleanEnv, run, type RunResult } from '../helpers/child.js';
+import { headerValues, startOrigin, type Origin } from '../helpers/origin.js';
+import { testPki } from '../helpers/pki.js';
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+const CLI = join(ROOT, 'dist', 'cli.js');
+const FIXTURES = join(ROOT, 'test', 'fixtures');
+const EXAMPLE_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
+const FABRIKAM_UA = 'MdePartner-Fabrikam-Scanner/2.0.0';
+const DEADLINE_MS = 15_000;
+
+const tmp = (what: string): string => mkdtempSync(join(tmpdir(), `mpp-cli-${what}-`));
+const cli = (args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> => run(process.execPath, [CLI, ...args], { env, timeoutMs: 20_000 });
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls fn until it returns a value other than undefined; throws with describe() after the deadline. */
+async function until<T>(fn: () => T | undefined | Promise<T | undefined>, describe: () => string, ms = DEADLINE_MS): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${describe()}`);
+    await sleep(25);
+  }
+}
+
+/** The promise's value, or undefined when it has not settled within ms. */
+async function within<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(resolve, ms, undefined)));
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface Running {
+  readonly child: ChildProcess;
+  readonly stdout: () => string;
+  readonly stderr: () => string;
+  readonly exit: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** From the banner and the JSON 'ready' line, once the proxy listens. */
+  proxyUrl: string;
+  adminUrl: string | undefined;
+  caFile: string;
+}
+
+const children: ChildProcess[] = [];
+
+/** Starts `cli start …` and resolves once it printed its banner and its 'ready' log line. */
+async function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Running> {
+  const child = spawn(process.execPath, [CLI, 'start', ...args], { env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  let exited = false;
+  void exit.then(() => (exited = true));
+  const describe = (): string => `the proxy to start; exited=${exited}\nstdout:\n${out}\nstderr:\n${err}`;
+  const ready = await until(() => (exited ? null : logLines(out).find((l) => l['event'] === 'ready')), describe);
+  if (ready === null) throw new Error(describe());
+  const url = await until(() => /listening on (http:\/\/\S+)/.exec(err)?.[1], describe);
+  return {
+    child, exit,
+    stdout: () => out,
+    stderr: () => err,
+    proxyUrl: url,
+    adminUrl: ready['admin'] === 'off' ? undefined : `http://${String(ready['admin'])}`,
+    caFile: String(ready['ca']),
+  };
+}
+
+/** The JSON log lines on stdout (pino). */
+function logLines(stdout: string): Record<string, unknown>[] {
+  const lines: Record<string, unknown>[] = [];
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // a line still being written
+    }
+  }
+  return lines;
+}
+
+async function adminGet(base: string, path: string): Promise<{ status: number; text: string }> {
+  const res = await request(`${base}${path}`);
+  return { status: res.statusCode, text: await res.body.text() };
+}
+
+/** A counter's value from a /metrics scrape (0 when absent). */
+function counter(scrape: string, series: string): number {
+  const line = scrape.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}
+
+let origin: Origin;
+let msRootFile: string;
+
+/** A config file mapping the Microsoft API host to the echo origin; extra keys are merged in. */
+function resolveConfig(dir: string, extra = ''): string {
+  const file = join(dir, 'config.yaml');
+  writeFileSync(file, [
+    'version: 1',
+    'upstream:',
+    `  ca: ${msRootFile}`,
+    '  resolve:',
+    `    "api.security.microsoft.com:443": "127.0.0.1:${origin.port}"`,
+    extra,
+  ].join('\n'));
+  return file;
+}
+
+beforeAll(async () => {
+  // Build once: the CLI under test is the one `npm start` runs. Type errors elsewhere in a work in
+  // progress still emit JavaScript, so only a missing dist/cli.js stops the suite.
+  const build = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, encoding: 'utf8' });
+  if (!existsSync(CLI)) throw new Error(`build failed: ${build.stdout}${build.stderr}`);
+  const pki = await testPki();
+  msRootFile = pki.msRootFile;
+  origin = await startOrigin(pki.msIssuer);
+}, 120_000);
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  await origin?.close();
+});
+
+describe('configuration errors', () => {
+  it.each([
+    ['invalid-unknown-key.yaml', /policy\.colour: unknown key/],
+    ['invalid-unknown-top-key.yaml', /listn: unknown key/],
+    ['invalid-mode.yaml', /policy\.mode: /],
+    ['invalid-version-crlf.yaml', /products\[0\]\.version: .*header text/],
+    ['invalid-company-space.yaml', /products\[0\](\.company)?: .*company/],
+    ['invalid-schema-version.yaml', /version: /],
+    ['invalid-timeout.yaml', /timeouts\.drain: /],
+    ['invalid-reverse-product.yaml', /reverse\[0\]\.product: .*nobody/],
+    ['invalid-yaml.yaml', /\(yaml line 4, column 1\)/],
+  ])('%s: config check and start both exit non-zero naming the field', async (fixture, path) => {
+    const file = join(FIXTURES, fixture);
+    const check = await cli(['config', 'check', file]);
+    expect({ code: check.code, stdout: check.stdout }).toEqual({ code: 2, stdout: '' });
+    expect(check.stderr).toMatch(path);
+    const start = await cli(['start', '--config', file, '--state-dir', tmp('err'), '--listen', '127.0.0.1:0', '--admin', 'off']);
+    expect(start.code).toBe(2);
+    expect(start.stderr).toMatch(path);
+    expect(start.stderr).not.toMatch(/listening on/);
+  });
+
+  it('names the file when it cannot be read', async () => {
+    const missing = join(tmp('missing'), 'nope.yaml');
+    const r = await cli(['config', 'check', missing]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(missing);
+    expect(r.stderr).toMatch(/ENOENT/);
+  });
+
+  it.each([
+    ['CR/LF', `${EXAMPLE_UA}\r\nX-Evil: 1`, /--user-agent: .*header text/],
+    ['a library User-Agent', 'python-requests/2.32.3', /--user-agent: /],
+  ])('refuses a --user-agent with %s and names --user-agent', async (_name, ua, path) => {
+    const r = await cli(['start', '--user-agent', ua, '--state-dir', tmp('ua'), '--listen', '127.0.0.1:0', '--admin', 'off']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(path);
+    expect(r.stderr).not.toMatch(/listening on/);
+  });
+
+  it('refuses the same value from MDE_PARTNER_PROXY_USER_AGENT', async () => {
+    const r = await cli(['start', '--state-dir', tmp('ua'), '--listen', '127.0.0.1:0', '--admin', 'off'], { MDE_PARTNER_PROXY_USER_AGENT: `${EXAMPLE_UA}\nX-Evil: 1` });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--user-agent: /);
+  });
+});
+
+describe('config check', () => {
+  it('prints a valid config normalised and never prints a password', async () => {
+    const r = await cli(['config', 'check', join(FIXTURES, 'valid-full.yaml')], { FIXTURE_SCANNER_PASSWORD: 'fixture-env-password-4242' });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    for (const secret of ['fixture-inline-password-5150', 'fixture-file-password-8675309', 'fixture-env-password-4242']) {
+      expect(r.stdout).not.toContain(secret);
+    }
+    const printed = parse(r.stdout) as Record<string, unknown>;
+    expect(printed['products']).toEqual([
+      { id: 'cognito', userAgent: EXAMPLE_UA, credentials: { username: 'cognito', password: '<redacted>' } },
+      { id: 'sandbox', userAgent: 'MdePartner-JoeSecurity-JoeSecuritySandbox-AzureFunctionApp/4.4.1', credentials: { username: 'sandbox', password: '<redacted>' } },
+      { id: 'scanner', userAgent: FABRIKAM_UA, credentials: { username: 'scanner', password: '<redacted>' } },
+    ]);
+    expect(printed).toMatchObject({
+      version: 1,
+      source: join(FIXTURES, 'valid-full.yaml'),
+      stateDir: join(FIXTURES, 'state'), // relative paths resolve against the config file
+      policy: { mode: 'reject', rewrite: 'prepend' },
+      clouds: ['commercial', 'gcc'],
+      otherHosts: 'deny',
+      reverse: [{ listen: '127.0.0.1:8443', upstream: 'https://api.security.microsoft.com:443', product: 'sandbox' }],
+      timeouts: { connect: 5000, upstream: 60000, headers: 30000, idle: 60000, drain: 10000 },
+      access: { connectPorts: [443, 8443] },
+      log: { level: 'warn' },
+    });
+  });
+
+  it('fills in the defaults of a minimal config', async () => {
+    const r = await cli(['config', 'check', join(FIXTURES, 'valid-minimal.yaml')]);
+    expect(r.code).toBe(0);
+    expect(parse(r.stdout)).toMatchObject({
+      listen: '127.0.0.1:3128', admin: '127.0.0.1:9464', policy: { mode: 'rewrite', rewrite: 'replace' },
+      clouds: ['commercial'], otherHosts: 'tunnel', access: { connectPorts: [443] },
+    });
+  });
+
+  it('refuses a passwordEnv whose variable is not set, naming the field', async () => {
+    const r = await cli(['config', 'check', join(FIXTURES, 'valid-full.yaml')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/products\[2\]\.credentials\.passwordEnv: .*FIXTURE_SCANNER_PASSWORD/);
+  });
+});
+
+describe('check-ua', () => {
+  it('accepts a partner User-Agent and prints its parts', async () => {
+    const r = await cli(['check-ua', EXAMPLE_UA]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^company: Contoso$/m);
+    expect(r.stdout).toMatch(/^product: ContosoCognito$/m);
+    expect(r.stdout).toMatch(/^version: 1\.0\.0$/m);
+  });
+
+  it('accepts a product name with hyphens', async () => {
+    const r = await cli(['check-ua', 'MdePartner-JoeSecurity-JoeSecuritySandbox-AzureFunctionApp/4.4.1']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^product: JoeSecuritySandbox-AzureFunctionApp$/m);
+  });
+
+  it.each([
+    ['a library User-Agent', 'python-requests/2.32.3'],
+    ['the legacy MdatpPartner form', 'MdatpPartner-Contoso-ContosoCognito/1.0.0'],
+    ['the legacy M365DPartner form', 'M365DPartner-Contoso-ContosoCognito/1.0.0'],
+  ])('exits 1 for %s', async (_name, ua) => {
+    const r = await cli(['check-ua', ua]);
+    expect(r.code).toBe(1);
+  });
+
+  it('names the upgrade for a legacy form', async () => {
+    const r = await cli(['check-ua', 'MdatpPartner-Contoso-ContosoCognito/1.0.0']);
+    expect(r.stdout).toContain(EXAMPLE_UA);
+  });
+});
+
+describe('ca init', () => {
+  it('creates ca.pem and a ca-key.pem only its owner can read, and keeps them on a second run', async () => {
+    const dir = join(tmp('ca'), 'state');
+    const r = await cli(['ca', 'init', '--state-dir', dir]);
+    expect(r.code).toBe(0);
+    const cert = join(dir, 'ca.pem');
+    const key = join(dir, 'ca-key.pem');
+    expect(r.stdout).toContain(cert);
+    expect(statSync(key).mode & 0o777).toBe(0o600);
+    expect(statSync(cert).mode & 0o022).toBe(0); // public, but nobody else may change it
+    expect(readFileSync(cert, 'utf8')).toMatch(/^-----BEGIN CERTIFICATE-----/);
+    const keyPem = readFileSync(key, 'utf8');
+
+    const again = await cli(['ca', 'init', '--state-dir', dir]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/already exists/);
+    expect(readFileSync(key, 'utf8')).toBe(keyPem);
+
+    const forced = await cli(['ca', 'init', '--force', '--state-dir', dir]);
+    expect(forced.code).toBe(0);
+    expect(readFileSync(key, 'utf8')).not.toBe(keyPem);
+    expect(statSync(key).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('env', () => {
+  it('prints HTTPS_PROXY, NO_PROXY and the CA variables', async () => {
+    const dir = tmp('env');
+    const r = await cli(['env', '--state-dir', dir, '--listen', '127.0.0.1:3999']);
+    expect(r.code).toBe(0);
+    const vars = new Map<string, string>();
+    for (const line of r.stdout.split('\n')) {
+      if (!line.startsWith('export ')) continue;
+      for (const pair of line.slice(7).split(' ')) vars.set(pair.split('=')[0]!, pair.slice(pair.indexOf('=') + 1));
+    }
+    expect(vars.get('HTTPS_PROXY')).toBe('http://127.0.0.1:3999');
+    expect(vars.get('https_proxy')).toBe('http://127.0.0.1:3999');
+    expect(vars.get('NO_PROXY')).toMatch(/127\.0\.0\.1/);
+    for (const name of ['CURL_CA_BUNDLE', 'REQUESTS_CA_BUNDLE', 'SSL_CERT_FILE']) expect([name, vars.get(name)]).toEqual([name, join(dir, 'ca-bundle.pem')]);
+    expect(vars.get('NODE_EXTRA_CA_CERTS')).toBe(join(dir, 'ca.pem'));
+    expect(readFileSync(join(dir, 'ca-bundle.pem'), 'utf8')).toContain(readFileSync(join(dir, 'ca.pem'), 'utf8').trim());
+  });
+});
+
+describe('explain', () => {
+  const lineOf = (out: string, key: string): string | undefined => out.split('\n').find((l) => l.startsWith(`${key}:`))?.replace(/^[^:]+:\s+/, '');
+
+  it('says intercept and rewritten for an MDE API URL, with the User-Agent it would send', async () => {
+    const r = await cli(['explain', 'https://api.security.microsoft.com/api/machines']);
+    expect(r.code).toBe(0);
+    expect(lineOf(r.stdout, 'CONNECT')).toMatch(/^intercept\b/);
+    expect(lineOf(r.stdout, 'decision')).toMatch(/^rewritten\b/);
+    expect(lineOf(r.stdout, 'api label')).toBe('machines');
+    expect(r.stdout).toContain(`User-Agent →  ${EXAMPLE_UA}`);
+  });
+
+  it('says compliant when the client already sends the partner User-Agent', async () => {
+    const r = await cli(['explain', 'https://api.security.microsoft.com/api/alerts', '--ua', 'MdePartner-Contoso-ContosoCognito/3.1']);
+    expect(lineOf(r.stdout, 'decision')).toMatch(/^compliant\b/);
+  });
+
+  it('says tunnel for a token endpoint', async () => {
+    const r = await cli(['explain', 'https://login.microsoftonline.com/x']);
+    expect(r.code).toBe(0);
+    expect(lineOf(r.stdout, 'CONNECT')).toMatch(/^tunnel\b/);
+    expect(r.stdout).toMatch(/blind tunnel/);
+    expect(r.stdout).not.toMatch(/^decision:/m);
+  });
+
+  it('says passed for a Graph path outside the security API', async () => {
+    const r = await cli(['explain', 'https://graph.microsoft.com/v1.0/users']);
+    expect(lineOf(r.stdout, 'decision')).toMatch(/^passed\b/);
+  });
+
+  it('honours MDE_PARTNER_PROXY_MODE and MDE_PARTNER_PROXY_USER_AGENT, and a flag wins over the variable', async () => {
+    const env = { MDE_PARTNER_PROXY_MODE: 'reject', MDE_PARTNER_PROXY_USER_AGENT: FABRIKAM_UA };
+    const r = await cli(['explain', 'https://api.security.microsoft.com/api/machines'], env);
+    expect(r.code).toBe(0);
+    expect(lineOf(r.stdout, 'decision')).toMatch(/^rejected\b/);
+    expect(lineOf(r.stdout, 'product')).toContain(FABRIKAM_UA);
+    const flag = await cli(['explain', 'https://api.security.microsoft.com/api/machines', '--mode', 'audit'], env);
+    expect(lineOf(flag.stdout, 'decision')).toMatch(/^audited\b/);
+  });
+
+  it('exits non-zero for something that is not an absolute URL', async () => {
+    const r = await cli(['explain', 'api.security.microsoft.com/api/machines']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/absolute/);
+  });
+});
+
+describe('start on the embedded identity', () => {
+  let p: Running;
+  let stateDir: string;
+
+  beforeAll(async () => {
+    stateDir = join(tmp('start'), 'state');
+    // Only upstream.resolve and upstream.ca: no products, so the embedded example identity is used.
+    const config = resolveConfig(tmp('cfg'));
+    p = await startCli(['--config', config, '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+  }, 30_000);
+
+  it('warns about the example identity and prints the CA path and the trust step', () => {
+    const err = p.stderr();
+    expect(err).toMatch(/WARNING: .*EXAMPLE identity MdePartner-Contoso-ContosoCognito\/1\.0\.0/);
+    expect(p.caFile).toBe(join(stateDir, 'ca.pem'));
+    expect(err).toContain(`Interception CA: ${p.caFile}`);
+    expect(err).toContain(`curl --proxy ${p.proxyUrl} --cacert ${p.caFile} https://api.security.microsoft.com/api/machines`);
+    expect(p.proxyUrl).toMatch(/^http:\/\/127\.0\.0\.1:[1-9]\d*$/);
+    expect(logLines(p.stdout()).find((l) => l['event'] === 'example-identity')).toBeDefined();
+  });
+
+  it('serves the printed curl trust step: the origin receives the example partner User-Agent', async () => {
+    const step = /^\s*(curl --proxy .*)$/m.exec(p.stderr())![1]!;
+    const [cmd, ...args] = step.split(' ');
+    const before = origin.received.length;
+    const r = await run(cmd!, ['-sS', '--fail-with-body', ...args]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const echo = JSON.parse(r.stdout) as { url: string; rawHeaders: string[] };
+    expect(echo.url).toBe('/api/machines');
+    expect(headerValues(echo.rawHeaders, 'user-agent')).toEqual([EXAMPLE_UA]);
+    expect(origin.received.length).toBe(before + 1);
+  });
+
+  it('works for curl configured by `eval "$(mde-partner-proxy env)"`', async () => {
+    const port = new URL(p.proxyUrl).port;
+    const script = `eval "$("${process.execPath}" "${CLI}" env --state-dir "${stateDir}" --listen 127.0.0.1:${port})" && curl -sS --fail-with-body https://api.security.microsoft.com/api/alerts`;
+    const r = await run('bash', ['-c', script]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(headerValues((JSON.parse(r.stdout) as { rawHeaders: string[] }).rawHeaders, 'user-agent')).toEqual([EXAMPLE_UA]);
+  });
+
+  it('is ready on /readyz', async () => {
+    expect((await adminGet(p.adminUrl!, '/readyz')).status).toBe(200);
+  });
+
+  // Last in this block: it stops the process.
+  it('drains on SIGTERM: an in-flight request completes while /readyz fails, then it exits 0', async () => {
+    const caPem = readFileSync(p.caFile, 'utf8');
+    const slow = viaProxy(p.proxyUrl, caPem, 'https://api.security.microsoft.com/slow/1500');
+    await until(() => (origin.received.some((r) => r.url === '/slow/1500') ? true : undefined), () => 'the slow request to reach the origin');
+    p.child.kill('SIGTERM');
+    const readyz = await until(async () => {
+      const r = await adminGet(p.adminUrl!, '/readyz');
+      return r.status === 503 ? r : undefined;
+    }, () => '/readyz to fail');
+    expect(JSON.parse(readyz.text)).toEqual({ status: 'draining' });
+    const res = await slow;
+    expect(res.status).toBe(200);
+    expect(headerValues(res.echo!.rawHeaders, 'user-agent')).toEqual([EXAMPLE_UA]);
+    // The drain timeout is 30 s; a finished exchange must not hold the exit that long.
+    const exit = await within(p.exit, DEADLINE_MS);
+    expect(exit).toEqual({ code: 0, signal: null });
+    expect(logLines(p.stdout()).map((l) => l['event'])).toEqual(expect.arrayContaining(['drain', 'stopped']));
+  }, 30_000);
+});
+
+describe('start configured by environment variables', () => {
+  let p: Running;
+  beforeAll(async () => {
+    p = await startCli([], {
+      MDE_PARTNER_PROXY_CONFIG: resolveConfig(tmp('cfg')),
+      MDE_PARTNER_PROXY_USER_AGENT: FABRIKAM_UA,
+      MDE_PARTNER_PROXY_MODE: 'reject',
+      MDE_PARTNER_PROXY_LISTEN: '127.0.0.1:0',
+      MDE_PARTNER_PROXY_ADMIN: 'off',
+      MDE_PARTNER_PROXY_STATE_DIR: join(tmp('envstart'), 'state'),
+      MDE_PARTNER_PROXY_LOG_LEVEL: 'info',
+    });
+  }, 30_000);
+  afterAll(() => {
+    p?.child.kill('SIGKILL');
+  });
+
+  it('runs as the product named by MDE_PARTNER_PROXY_USER_AGENT, in MDE_PARTNER_PROXY_MODE', async () => {
+    expect(p.stderr()).toMatch(/\(mode reject, 1 product\(s\)\)/);
+    expect(p.stderr()).not.toMatch(/WARNING/);
+    expect(p.adminUrl).toBeUndefined();
+    const caPem = readFileSync(p.caFile, 'utf8');
+    const before = origin.received.length;
+    const rejected = await viaProxy(p.proxyUrl, caPem, 'https://api.security.microsoft.com/api/machines', { headers: { 'user-agent': EXAMPLE_UA } });
+    expect(rejected.status).toBe(403);
+    expect(JSON.parse(rejected.text)).toMatchObject({ error: { code: 'PartnerUserAgentRequired' } });
+    expect(JSON.parse(rejected.text).error.message).toContain(FABRIKAM_UA);
+    expect(origin.received.length).toBe(before);
+    const ok = await viaProxy(p.proxyUrl, caPem, 'https://api.security.microsoft.com/api/machines', { headers: { 'user-agent': FABRIKAM_UA } });
+    expect(ok.status).toBe(200);
+    expect(headerValues(ok.echo!.rawHeaders, 'user-agent')).toEqual([FABRIKAM_UA]);
+  });
+});
+
+describe('reload on SIGHUP', () => {
+  let p: Running;
+  let config: string;
+  let caPem: string;
+  const products = ['products:', '  - id: cognito', '    company: Contoso', '    product: ContosoCognito', '    version: 1.0.0'].join('\n');
+  const writeMode = (mode: string): void => {
+    resolveConfig(dirname(config), `${products}\npolicy:\n  mode: ${mode}\n`);
+  };
+  const scrape = async (): Promise<string> => (await adminGet(p.adminUrl!, '/metrics')).text;
+  const machines = () => viaProxy(p.proxyUrl, caPem, 'https://api.security.microsoft.com/api/machines', { headers: { 'user-agent': 'python-requests/2.32.3' } });
+  const reloadLines = (trigger: string, result: string) =>
+    logLines(p.stdout()).filter((l) => l['event'] === 'config-reload' && l['trigger'] === trigger && l['result'] === result);
+
+  beforeAll(async () => {
+    const dir = tmp('hup');
+    config = resolveConfig(dir, `${products}\npolicy:\n  mode: rewrite\n`);
+    p = await startCli(['--config', config, '--state-dir', join(dir, 'state'), '--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0']);
+    caPem = readFileSync(p.caFile, 'utf8');
+  }, 30_000);
+  afterAll(() => {
+    p?.child.kill('SIGKILL');
+  });
+
+  it('applies a changed mode (rewrite → reject) and counts a successful reload', async () => {
+    const first = await machines();
+    expect(first.status).toBe(200);
+    expect(headerValues(first.echo!.rawHeaders, 'user-agent')).toEqual([EXAMPLE_UA]);
+    expect(counter(await scrape(), 'mde_partner_proxy_config_reloads_total{result="success"}')).toBe(0);
+
+    writeMode('reject');
+    p.child.kill('SIGHUP');
+    await until(() => (reloadLines('SIGHUP', 'success').length > 0 ? true : undefined), () => `a SIGHUP reload line in\n${p.stdout()}`);
+    expect(counter(await scrape(), 'mde_partner_proxy_config_reloads_total{result="success"}')).toBeGreaterThanOrEqual(1);
+    const rejected = await machines();
+    expect(rejected.status).toBe(403);
+    expect(JSON.parse(rejected.text)).toMatchObject({ error: { code: 'PartnerUserAgentRequired' } });
+  });
+
+  it('refuses a broken config, counts the failure, and keeps serving the last good one', async () => {
+    const before = origin.received.length;
+    writeMode('bogus');
+    p.child.kill('SIGHUP');
+    await until(() => (reloadLines('SIGHUP', 'failure').length > 0 ? true : undefined), () => `a failed SIGHUP reload line in\n${p.stdout()}`);
+    const failure = reloadLines('SIGHUP', 'failure')[0]!;
+    expect(String(failure['cause'])).toMatch(/policy\.mode/);
+    expect(counter(await scrape(), 'mde_partner_proxy_config_reloads_total{result="failure"}')).toBeGreaterThanOrEqual(1);
+    expect(p.child.exitCode).toBeNull();
+    const still = await machines();
+    expect(still.status).toBe(403); // reject mode, from the last good config
+    expect(origin.received.length).toBe(before);
+    expect((await adminGet(p.adminUrl!, '/readyz')).status).toBe(200);
+  });
+});
