@@ -59,6 +59,14 @@ function configFrom(args: CommonArgs): Config {
   }
 }
 
+/** Exits 1 with one line naming the listener, its address and the cause (EADDRINUSE, EACCES, …). */
+const listenFailure = (what: string) => (e: unknown): never => {
+  const x = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  const where = x.address !== undefined && x.port !== undefined ? ` on ${formatAuthority({ host: x.address, port: x.port })}` : '';
+  err(`mde-partner-proxy: cannot open the ${what} listener${where}: ${x.code ?? x.message}`);
+  process.exit(1);
+};
+
 async function start(args: CommonArgs): Promise<void> {
   const config = configFrom(args);
   const logger = createLogger({ level: config.log.level });
@@ -72,8 +80,8 @@ async function start(args: CommonArgs): Promise<void> {
   }
   const proxy = await createProxy(config, { observer });
   const admin = config.admin === undefined ? undefined : createAdminServer({ registry, logger });
-  const addresses = await proxy.listen();
-  const adminAddress = admin && config.admin ? await admin.listen(config.admin.port, config.admin.host) : undefined;
+  const addresses = await proxy.listen().catch(listenFailure('proxy'));
+  const adminAddress = admin && config.admin ? await admin.listen(config.admin.port, config.admin.host).catch(listenFailure('admin')) : undefined;
   admin?.setReady(true);
 
   const bundleFile = writeTrustBundle(config.stateDir, proxy.ca.ca.certPem);
@@ -296,6 +304,14 @@ export function program(argv: string[]) {
     (a) => explain(String(a.url), a as CommonArgs & { ua?: string; proxyAuthorization?: string }))
     .command('doctor', 'check the configuration, the CA and the trust setup', {}, (a) => doctor(a as CommonArgs))
     .strict()
+    // Usage is for usage mistakes; a fault inside a command (a busy port, an unreadable CA) is one
+    // line from the catch below, not the help text followed by a stack trace.
+    .fail((msg, e, y) => {
+      if (e) throw e;
+      y.showHelp('error');
+      err(`\n${msg}`);
+      process.exit(1);
+    })
     .version(VERSION)
     .help();
 }

@@ -4,6 +4,7 @@
 // are honoured, SIGTERM drains and SIGHUP reloads. Every wait polls against a deadline.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -186,6 +187,31 @@ describe('configuration errors', () => {
     const r = await cli(['start', '--state-dir', tmp('ua'), '--listen', '127.0.0.1:0', '--admin', 'off'], { MDE_PARTNER_PROXY_USER_AGENT: `${EXAMPLE_UA}\nX-Evil: 1` });
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--user-agent: /);
+  });
+});
+
+describe('listeners that cannot open', () => {
+  it.each(['--listen', '--admin'])('a busy %s port exits 1 with one line naming the listener, not the usage text', async (flag) => {
+    const busy = createServer();
+    await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+    const port = (busy.address() as AddressInfo).port;
+    try {
+      const args = flag === '--listen' ? ['--listen', `127.0.0.1:${port}`, '--admin', 'off'] : ['--listen', '127.0.0.1:0', '--admin', `127.0.0.1:${port}`];
+      const r = await cli(['start', '--state-dir', tmp('busy'), ...args]);
+      expect(r.code).toBe(1);
+      const what = flag === '--listen' ? 'proxy' : 'admin';
+      expect(r.stderr).toContain(`mde-partner-proxy: cannot open the ${what} listener on 127.0.0.1:${port}: EADDRINUSE`);
+      expect(r.stderr).not.toMatch(/Options:|^ +at /m);
+    } finally {
+      busy.close();
+    }
+  });
+
+  it('still shows the usage for a usage mistake', async () => {
+    const r = await cli(['no-such-command']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Options:/);
+    expect(r.stderr).toMatch(/Unknown argument: no-such-command/);
   });
 });
 
