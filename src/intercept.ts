@@ -49,6 +49,10 @@ export function createInterceptor(opts: {
     if (ctx === undefined) return res.destroy();
     opts.onRequest(ctx, req, res);
   });
+  // This server never listens: connections arrive by emit('connection'). Node starts its connection
+  // tracking on 'listening', and that tracking is what enforces headersTimeout (slowloris) and what
+  // closeIdleConnections/closeAllConnections walk, so start it by hand.
+  server.emit('listening');
   server.on('clientError', handleClientError);
   // A CONNECT inside an intercepted tunnel would escape the policy.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
@@ -88,6 +92,7 @@ export function createInterceptor(opts: {
     },
     closeAll() {
       server.closeAllConnections();
+      server.close(); // stops the connection-checking interval; the server has no handle to close
     },
   };
 }

@@ -9,7 +9,7 @@ import { serverOptions, type Config, type ListenAddress } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
 import { noopObserver, type ProxyObserver } from './events.js';
 import { handleRequest, type RequestContext, type Runtime } from './forward.js';
-import { createInterceptor, type Interceptor } from './intercept.js';
+import { createInterceptor } from './intercept.js';
 import { handleConnect } from './tunnel.js';
 import { createUpstream } from './upstream.js';
 
@@ -80,13 +80,22 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   let allowed = allowList(config.allowedClients);
   let draining = false;
 
-  // Intercepted connections, tracked here because the interceptor's internal http.Server never
-  // listens, so Node keeps no connection list for it and its closeIdle/closeAll reach nothing. Without
-  // this, one open intercepted keep-alive connection held every SIGTERM for the whole drain timeout.
-  interface Intercepted { readonly socket: Duplex; tls?: Duplex; readonly inFlight: Set<ServerResponse> }
   const inFlight = new Set<ServerResponse>();
-  /** Every exchange on every listener: during a drain it says Connection: close and its idle connection ends. */
-  const track = (res: ServerResponse, closeIdle: () => void): void => {
+  const servers: Server[] = [];
+  const interceptor = createInterceptor({
+    issuer: () => issuer,
+    timeouts: () => runtime.config.timeouts,
+    onRequest: (ctx, req, res) => {
+      track(res);
+      handleRequest(runtime, ctx, req, res);
+    },
+  });
+  const closeIdle = (): void => {
+    for (const s of servers) s.closeIdleConnections();
+    interceptor.closeIdle();
+  };
+  /** Every exchange on every listener: during a drain it says Connection: close and idle connections end as it finishes. */
+  const track = (res: ServerResponse): void => {
     if (draining) res.shouldKeepAlive = false;
     inFlight.add(res);
     res.once('close', () => {
@@ -94,50 +103,9 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       if (draining) setImmediate(closeIdle);
     });
   };
-  const intercepted = new Map<RequestContext, Intercepted>();
-  /** Ends intercepted connections with no exchange in flight: TLS-level end when known, else the raw socket. */
-  const closeIdleIntercepted = (): void => {
-    for (const c of intercepted.values()) {
-      if (c.inFlight.size > 0) continue;
-      if (c.tls) c.tls.end();
-      else c.socket.destroy();
-    }
-  };
-  const baseInterceptor = createInterceptor({
-    issuer: () => issuer,
-    timeouts: () => runtime.config.timeouts,
-    onRequest: (ctx, req, res) => {
-      const c = intercepted.get(ctx);
-      if (c !== undefined) {
-        c.tls ??= req.socket;
-        c.inFlight.add(res);
-        res.once('close', () => c.inFlight.delete(res));
-      }
-      track(res, closeIdleIntercepted);
-      handleRequest(runtime, ctx, req, res);
-    },
-  });
-  const interceptor: Interceptor = {
-    intercept(socket, head, ctx) {
-      const own = { ...ctx }; // one context object per connection: the key back to its socket
-      intercepted.set(own, { socket, inFlight: new Set() });
-      socket.once('close', () => intercepted.delete(own));
-      return baseInterceptor.intercept(socket, head, own);
-    },
-    closeIdle() {
-      baseInterceptor.closeIdle();
-      closeIdleIntercepted();
-    },
-    closeAll() {
-      baseInterceptor.closeAll();
-      for (const c of intercepted.values()) c.socket.destroy();
-    },
-  };
-
-  const servers: Server[] = [];
   const makeServer = (onRequest: (req: IncomingMessage, res: ServerResponse) => void): Server => {
     const server = createServer(serverOptions(config.timeouts), (req, res) => {
-      track(res, () => server.closeIdleConnections());
+      track(res);
       onRequest(req, res);
     });
     server.on('connection', (socket: Socket) => {
@@ -192,8 +160,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       // Responses not yet begun say Connection: close; the others' connections end when they finish.
       for (const res of inFlight) if (!res.headersSent) res.shouldKeepAlive = false;
       const closed = closeServers();
-      for (const s of servers) s.closeIdleConnections();
-      interceptor.closeIdle();
+      closeIdle();
       const timer = new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref());
       await Promise.race([closed, timer]);
       for (const s of servers) s.closeAllConnections();

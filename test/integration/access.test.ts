@@ -3,7 +3,7 @@ import { connect } from 'node:net';
 import { startOrigin, headerValues, type Origin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { testPki } from '../helpers/pki.js';
-import { rawExchange, statusOf, jsonBodyOf } from '../helpers/raw.js';
+import { rawExchange, statusOf, jsonBodyOf, openTunnel, tlsOver, requestOver } from '../helpers/raw.js';
 import { viaProxy } from '../helpers/client.js';
 
 let origin: Origin;
@@ -37,6 +37,14 @@ it('answers 408 when the request head does not arrive within timeouts.headers', 
   });
   expect(statusOf(res)).toBe(408);
   expect(jsonBodyOf(res)).toMatchObject({ error: { code: 'RequestHeaderTimeout' } });
+});
+
+it('answers 408 inside an intercepted tunnel when the request head is too slow (slowloris)', async () => {
+  const p = track(await startProxy(origin.port, { timeouts: { headers: 300 } }));
+  const { socket } = await openTunnel(p.port, 'CONNECT api.security.microsoft.com:443 HTTP/1.1\r\n\r\n');
+  const tls = await tlsOver(socket, { servername: 'api.security.microsoft.com', ca: p.caPem });
+  const res = await requestOver(tls, 'GET /api/machines HTTP/1.1\r\nHost: api.security.microsoft.com\r\n', 5000);
+  expect(statusOf(res)).toBe(408);
 });
 
 it('reaches Microsoft through upstream.proxy, asking it to CONNECT the resolved address', async () => {
