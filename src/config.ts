@@ -205,7 +205,8 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
     const usernames = new Set<string>();
     products = raw.products.map((p, i) => {
       const problem = validateIdentity(p);
-      if (problem !== undefined) throw new ConfigError(`products[${i}]`, problem);
+      // Every identity problem starts with the field it is about.
+      if (problem !== undefined) throw new ConfigError(`products[${i}].${problem.split(' ')[0]}`, problem);
       if (ids.has(p.id)) throw new ConfigError(`products[${i}].id`, `duplicate id ${JSON.stringify(p.id)}`);
       ids.add(p.id);
       let creds: Product['credentials'];

@@ -152,17 +152,14 @@ function fieldProblem(field: string, value: string): string | undefined {
 
 /** Why an identity cannot form a valid partner User-Agent, or undefined when it can. */
 export function validateIdentity(id: PartnerIdentity): string | undefined {
-  const fields: readonly [keyof PartnerIdentity, string][] = [
-    ['company', 'company must be a token without "-"'],
-    ['product', 'product must be a token'],
-    ['version', 'version must be a token'],
-  ];
-  for (const [field, notToken] of fields) {
+  const fields: readonly (keyof PartnerIdentity)[] = ['company', 'product', 'version'];
+  for (const field of fields) {
     const value = id[field];
     const problem = fieldProblem(field, value);
     if (problem !== undefined) return problem;
-    if (!isToken(value)) return notToken;
-    if (field === 'company' && value.indexOf('-') >= 0) return notToken;
+    // RFC 9110 §5.6.2 token: no spaces, no separators such as "/" or "(".
+    if (!isToken(value)) return `${field} must be a token (letters, digits and !#$%&'*+-.^_\`|~; no spaces or separators)`;
+    if (field === 'company' && value.indexOf('-') >= 0) return 'company must not contain "-" (the first "-" ends the company)';
   }
   return undefined;
 }

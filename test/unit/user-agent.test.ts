@@ -169,17 +169,17 @@ describe('validateIdentity', () => {
   it.each([
     ['a valid identity', ok, undefined],
     ['a product with hyphens', { ...ok, product: 'Sandbox-AzureFunctionApp' }, undefined],
-    ['a company with a hyphen', { ...ok, company: 'Con-toso' }, 'company must be a token without "-"'],
-    ['a company with a space', { ...ok, company: 'Con toso' }, 'company must be a token without "-"'],
+    ['a company with a hyphen', { ...ok, company: 'Con-toso' }, 'company must not contain "-" (the first "-" ends the company)'],
+    ['a company with a space', { ...ok, company: 'Con toso' }, "company must be a token (letters, digits and !#$%&'*+-.^_`|~; no spaces or separators)"],
     ['an empty company', { ...ok, company: '' }, 'company is empty'],
-    ['a product with a slash', { ...ok, product: 'a/b' }, 'product must be a token'],
+    ['a product with a slash', { ...ok, product: 'a/b' }, "product must be a token (letters, digits and !#$%&'*+-.^_`|~; no spaces or separators)"],
     ['a product with CR/LF', { ...ok, product: 'Cognito\r\nX-Evil: 1' }, 'product contains CR/LF'],
     ['a product with a NUL', { ...ok, product: 'Cog\u0000nito' }, 'product contains a control character'],
     ['an empty version', { ...ok, version: '' }, 'version is empty'],
-    ['a version with a space', { ...ok, version: '1.0 beta' }, 'version must be a token'],
+    ['a version with a space', { ...ok, version: '1.0 beta' }, "version must be a token (letters, digits and !#$%&'*+-.^_`|~; no spaces or separators)"],
     ['a version with LF', { ...ok, version: '1.0\n' }, 'version contains CR/LF'],
     ['a non-Latin-1 company', { ...ok, company: 'Contoso\u2603' }, 'company contains non-Latin-1 text'],
-    ['a Latin-1 but non-token product', { ...ok, product: 'Caf\u00e9' }, 'product must be a token'],
+    ['a Latin-1 but non-token product', { ...ok, product: 'Caf\u00e9' }, "product must be a token (letters, digits and !#$%&'*+-.^_`|~; no spaces or separators)"],
   ])('reports %s', (_name, id, expected) => {
     expect(validateIdentity(id)).toBe(expected);
   });
