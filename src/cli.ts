@@ -38,9 +38,9 @@ interface CommonArgs {
 const out = (s: string): boolean => process.stdout.write(`${s}\n`);
 const err = (s: string): boolean => process.stderr.write(`${s}\n`);
 
-/** Loads the config or exits 2 naming the field. */
-function configFrom(args: CommonArgs): Config {
-  const overrides: ConfigOverrides = {
+/** Command-line and MDE_PARTNER_PROXY_* values that win over the config file. */
+function overridesOf(args: CommonArgs): ConfigOverrides {
+  return {
     ...(args.listen !== undefined ? { listen: args.listen } : {}),
     ...(args.admin !== undefined ? { admin: args.admin } : {}),
     ...(args.mode !== undefined ? { mode: args.mode } : {}),
@@ -48,8 +48,12 @@ function configFrom(args: CommonArgs): Config {
     ...(args.logLevel !== undefined ? { logLevel: args.logLevel } : {}),
     ...(args.stateDir !== undefined ? { stateDir: args.stateDir } : {}),
   };
+}
+
+/** Loads the config or exits 2 naming the field. */
+function configFrom(args: CommonArgs): Config {
   try {
-    return loadConfig(args.config, overrides);
+    return loadConfig(args.config, overridesOf(args));
   } catch (e) {
     if (e instanceof ConfigError) {
       err(`mde-partner-proxy: invalid configuration: ${e.message}`);
@@ -102,7 +106,7 @@ async function start(args: CommonArgs): Promise<void> {
   let current = config;
   const reload = (why: string): void => {
     try {
-      const next = loadConfig(args.config, { ...(args.mode ? { mode: args.mode } : {}), ...(args.userAgent ? { userAgent: args.userAgent } : {}), ...(args.logLevel ? { logLevel: args.logLevel } : {}), ...(args.stateDir ? { stateDir: args.stateDir } : {}) });
+      const next = loadConfig(args.config, overridesOf(args));
       const listenersChanged = formatAuthority(next.listen) !== formatAuthority(current.listen)
         || JSON.stringify(next.reverse.map((r) => [formatAuthority(r.listen), formatAuthority(r.upstream)])) !== JSON.stringify(current.reverse.map((r) => [formatAuthority(r.listen), formatAuthority(r.upstream)]));
       if (listenersChanged) logger.warn({ event: 'config-reload' }, 'listen addresses or reverse routes changed: restart to apply them; the rest of the new configuration applies now');
@@ -117,16 +121,20 @@ async function start(args: CommonArgs): Promise<void> {
       logger.error({ event: 'config-reload', trigger: why, result: 'failure', cause: (e as Error).message }, 'configuration refused; the last good one keeps serving');
     }
   };
-  process.on('SIGHUP', () => reload('SIGHUP'));
+  // SIGHUP and file events share one debounce, so an edit followed by SIGHUP reloads once.
+  let timer: NodeJS.Timeout | undefined;
+  const scheduleReload = (why: string): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => reload(why), 200);
+  };
+  process.on('SIGHUP', () => scheduleReload('SIGHUP'));
   if (args.config !== undefined) {
-    let timer: NodeJS.Timeout | undefined;
     try {
       // Watch the directory: editors replace the file and Kubernetes swaps a ConfigMap's ..data link.
       const name = basename(args.config);
       watch(dirname(args.config), (_event, file) => {
         if (file !== null && file !== name && file !== '..data') return;
-        clearTimeout(timer);
-        timer = setTimeout(() => reload('file-change'), 200);
+        scheduleReload('file-change');
       }).unref();
     } catch (e) {
       logger.warn({ event: 'config-watch', cause: (e as Error).message }, 'cannot watch the config file; use SIGHUP to reload');
@@ -135,7 +143,12 @@ async function start(args: CommonArgs): Promise<void> {
 
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
-    if (stopping) return;
+    if (stopping) {
+      // A second signal means now: skip the rest of the drain.
+      logger.warn({ event: 'stopped', signal }, 'second signal: exiting without waiting for the drain');
+      await flushLogger(logger, 500);
+      process.exit(1);
+    }
     stopping = true;
     admin?.setDraining(true);
     logger.info({ event: 'drain', signal, timeoutMs: current.timeouts.drain }, 'draining');

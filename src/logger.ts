@@ -3,7 +3,7 @@
 // Nothing here ever logs a header block: an Authorization value or a password cannot reach a line.
 
 import pino from 'pino';
-import type { ExchangeEvent, ProxyObserver, ReloadResult, TunnelEvent } from './events.js';
+import type { ExchangeEvent, ProxyObserver, TunnelEvent } from './events.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -158,11 +158,7 @@ export function createLogObserver(logger: pino.Logger): ProxyObserver {
       if (e.error !== undefined) line[F.error] = e.error;
       logger.info(line, LOG_EVENTS.tunnel);
     }),
-    configReload: guard((result: ReloadResult) => {
-      const line = { [F.event]: LOG_EVENTS.configReload, [F.result]: result };
-      if (result === 'success') logger.info(line, 'configuration reloaded');
-      else logger.warn(line, 'configuration reload refused; the last good configuration keeps serving');
-    }),
+    // No configReload line: the CLI, which knows the trigger and the cause, writes the one reload line.
     certificateIssued: guard((host: string) => {
       logger.debug({ [F.event]: LOG_EVENTS.certificateIssued, [F.host]: truncate(host) }, LOG_EVENTS.certificateIssued);
     }),

@@ -80,7 +80,7 @@ describe('createLogObserver', () => {
     expect(lines()[0]?.[LOG_FIELDS.userAgent]).toBe('A'.repeat(MAX_LOGGED_VALUE));
   });
 
-  it('writes one line per tunnel decision and per config reload', () => {
+  it('writes one line per tunnel decision and leaves config reloads to the CLI', () => {
     const { logger, lines } = capture();
     const o = createLogObserver(logger);
     o.tunnel?.({ action: 'denied', reason: 'private-destination', product: 'cognito', host: '127.1', port: 443, error: 'DestinationDenied' });
@@ -88,8 +88,6 @@ describe('createLogObserver', () => {
     o.configReload?.('failure');
     expect(lines().map((l) => [l.level, l[LOG_FIELDS.event], l[LOG_FIELDS.action] ?? l[LOG_FIELDS.result]])).toEqual([
       ['info', 'tunnel', 'denied'],
-      ['info', 'configReload', 'success'],
-      ['warn', 'configReload', 'failure'],
     ]);
     expect(lines()[0]).toMatchObject({ host: '127.1', port: 443, error: 'DestinationDenied' });
   });
