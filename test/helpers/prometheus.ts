@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { cleanEnv } from './child.js';
+import { cleanEnv, run, type RunResult } from './child.js';
 
 export { cleanEnv };
 
@@ -26,32 +26,9 @@ export function requireBinary(name: 'promtool' | 'prometheus'): string {
   throw new Error(`${name} not found on PATH: install Debian's 'prometheus' package (apt-get install -y prometheus); CI does this in .ci/run`);
 }
 
-export interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
 /** Runs `promtool check metrics` on a scrape body (stdin); bounded by timeoutMs. */
 export function promtoolCheckMetrics(body: string, timeoutMs = 10_000): Promise<RunResult> {
-  const bin = requireBinary('promtool');
-  return new Promise((resolve, reject) => {
-    const child = spawn(bin, ['check', 'metrics'], { env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.end(body);
-  });
+  return run(requireBinary('promtool'), ['check', 'metrics'], { input: body, timeoutMs });
 }
 
 /** A loopback TCP port that was free a moment ago (for programs that cannot listen on port 0). */

@@ -2,27 +2,9 @@
 import { connect, type Socket } from 'node:net';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
 
-/** Sends bytes and collects everything until the peer closes or timeoutMs passes. */
+/** Sends bytes on a new loopback connection and collects everything until the peer closes or timeoutMs passes. */
 export function rawExchange(port: number, data: string | Buffer, timeoutMs = 3000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let out = '';
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(out);
-    }, timeoutMs);
-    socket.on('data', (d: Buffer) => (out += d.toString('latin1')));
-    socket.on('close', () => {
-      clearTimeout(timer);
-      resolve(out);
-    });
-    socket.on('error', (e) => {
-      clearTimeout(timer);
-      if (out !== '') resolve(out);
-      else reject(e);
-    });
-    socket.write(data);
-  });
+  return requestOver(connect(port, '127.0.0.1'), data, timeoutMs);
 }
 
 /** The status code of a raw HTTP response. */
@@ -70,9 +52,9 @@ export function tlsOver(socket: Socket, opts: { servername: string; ca: string |
   });
 }
 
-/** Sends one HTTP/1.1 request over a (TLS) socket and resolves with the raw response (Connection: close). */
-export function requestOver(socket: Socket | TLSSocket, request: string, timeoutMs = 3000): Promise<string> {
-  return new Promise((resolve) => {
+/** Sends bytes over a (TLS) socket and resolves with everything received until it closes or timeoutMs passes; rejects only on an error before any byte. */
+export function requestOver(socket: Socket | TLSSocket, data: string | Buffer, timeoutMs = 3000): Promise<string> {
+  return new Promise((resolve, reject) => {
     let out = '';
     const timer = setTimeout(() => {
       socket.destroy();
@@ -83,7 +65,11 @@ export function requestOver(socket: Socket | TLSSocket, request: string, timeout
       clearTimeout(timer);
       resolve(out);
     });
-    socket.on('error', () => undefined);
-    socket.write(request);
+    socket.on('error', (e) => {
+      clearTimeout(timer);
+      if (out !== '') resolve(out);
+      else reject(e);
+    });
+    socket.write(data);
   });
 }

@@ -1,9 +1,9 @@
 import { Registry } from 'prom-client';
 import { request } from 'undici';
 import { createAdminServer, type AdminServer } from '../../src/admin.js';
-import type { ExchangeEvent } from '../../src/events.js';
 import { createMetrics } from '../../src/metrics.js';
 import { startPrometheus, type RunningPrometheus } from '../helpers/prometheus.js';
+import { exchangeEvent } from '../helpers/events.js';
 
 const DEADLINE_MS = 20_000;
 const POLL_MS = 250;
@@ -25,18 +25,7 @@ describe('a real Prometheus server', () => {
   it('scrapes the admin port and its query API returns the request count', async () => {
     const registry = new Registry();
     const metrics = createMetrics({ registry, products: ['cognito'], apiLabels: ['machines', 'alerts', 'other'], version: '0.0.0-test' });
-    const base: ExchangeEvent = {
-      product: 'cognito',
-      api: 'machines',
-      method: 'GET',
-      status: 200,
-      action: 'compliant',
-      reason: 'test',
-      mode: 'intercept',
-      host: 'api.security.microsoft.com',
-      userAgent: 'MdePartner-Contoso-ContosoCognito/1.0.0',
-      durationMs: 25,
-    };
+    const base = exchangeEvent({ durationMs: 25 });
     const o = metrics.observer;
     o.exchangeEnd?.(base);
     o.exchangeEnd?.({ ...base, action: 'rewritten', status: 429 });

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { ExchangeEvent } from '../../src/events.js';
 import { LOG_FIELDS, MAX_LOGGED_VALUE, createLogObserver, createLogger, flushLogger, type LogLevel } from '../../src/logger.js';
+import { exchangeEvent } from '../helpers/events.js';
 
 /** A logger writing to memory, and the parsed lines written so far. */
 function capture(level: LogLevel = 'info'): { logger: ReturnType<typeof createLogger>; lines: () => Record<string, unknown>[]; raw: () => string } {
@@ -19,20 +20,9 @@ function capture(level: LogLevel = 'info'): { logger: ReturnType<typeof createLo
   return { logger, lines, raw: () => raw };
 }
 
+/** A rewritten exchange as the logger tests expect it. */
 function exchange(over: Partial<ExchangeEvent> = {}): ExchangeEvent {
-  return {
-    product: 'cognito',
-    api: 'machines',
-    method: 'GET',
-    status: 200,
-    action: 'rewritten',
-    reason: 'user-agent-missing',
-    mode: 'intercept',
-    host: 'api.security.microsoft.com',
-    userAgent: 'python-requests/2.32.3',
-    durationMs: 12.3456789,
-    ...over,
-  };
+  return exchangeEvent({ action: 'rewritten', reason: 'user-agent-missing', userAgent: 'python-requests/2.32.3', durationMs: 12.3456789, ...over });
 }
 
 describe('createLogObserver', () => {

@@ -2,6 +2,7 @@ import { Registry } from 'prom-client';
 import type { ExchangeEvent } from '../../src/events.js';
 import { METHOD_LABELS, REQUEST_ACTIONS, UPSTREAM_ERROR_CODES, createMetrics, statusLabel, type Metrics } from '../../src/metrics.js';
 import { promtoolCheckMetrics } from '../helpers/prometheus.js';
+import { exchangeEvent } from '../helpers/events.js';
 
 const P = 'mde_partner_proxy_';
 const API_LABELS = ['machines', 'alerts', 'security.alerts_v2', 'other'] as const;
@@ -27,21 +28,6 @@ async function series(registry: Registry, name: string, part?: string): Promise<
 const sorted = (list: Series[]): Series[] =>
   [...list].sort((a, b) => JSON.stringify(a.labels).localeCompare(JSON.stringify(b.labels)));
 
-function exchange(over: Partial<ExchangeEvent>): ExchangeEvent {
-  return {
-    product: 'cognito',
-    api: 'machines',
-    method: 'GET',
-    status: 200,
-    action: 'compliant',
-    reason: 'test',
-    mode: 'intercept',
-    host: 'api.security.microsoft.com',
-    userAgent: 'MdePartner-Contoso-ContosoCognito/1.0.0',
-    durationMs: 42,
-    ...over,
-  };
-}
 
 function fresh(collectDefault = false): Metrics {
   return createMetrics({ registry: new Registry(), products: PRODUCTS, apiLabels: API_LABELS, version: '1.2.3', collectDefault });
@@ -57,18 +43,18 @@ function feedKnownSequence(m: Metrics): void {
   o.tunnel?.({ action: 'tunnelled', reason: 'other-host', product: 'cognito', host: 'example.com', port: 443 });
   o.tunnel?.({ action: 'denied', reason: 'private-destination', product: 'cognito', host: '127.1', port: 443, error: 'DestinationDenied' });
   o.certificateIssued?.('api.security.microsoft.com');
-  o.exchangeEnd?.(exchange({ action: 'compliant' }));
-  o.exchangeEnd?.(exchange({ action: 'rewritten', api: 'alerts', userAgent: 'python-requests/2.32.3' }));
-  o.exchangeEnd?.(exchange({ action: 'rejected', method: 'POST', status: 403, error: 'PartnerUserAgentRequired', durationMs: 0.2 }));
-  o.exchangeEnd?.(exchange({ action: 'audited', product: 'sandbox', api: 'security.alerts_v2', mode: 'forward' }));
-  o.exchangeEnd?.(exchange({ action: 'rewritten', status: 429, durationMs: 80 })); // Microsoft throttling
+  o.exchangeEnd?.(exchangeEvent({ action: 'compliant' }));
+  o.exchangeEnd?.(exchangeEvent({ action: 'rewritten', api: 'alerts', userAgent: 'python-requests/2.32.3' }));
+  o.exchangeEnd?.(exchangeEvent({ action: 'rejected', method: 'POST', status: 403, error: 'PartnerUserAgentRequired', durationMs: 0.2 }));
+  o.exchangeEnd?.(exchangeEvent({ action: 'audited', product: 'sandbox', api: 'security.alerts_v2', mode: 'forward' }));
+  o.exchangeEnd?.(exchangeEvent({ action: 'rewritten', status: 429, durationMs: 80 })); // Microsoft throttling
   o.upstreamError?.('UpstreamUnreachable');
-  o.exchangeEnd?.(exchange({ action: 'rewritten', status: 502, error: 'UpstreamUnreachable', durationMs: 3 }));
+  o.exchangeEnd?.(exchangeEvent({ action: 'rewritten', status: 502, error: 'UpstreamUnreachable', durationMs: 3 }));
   o.upstreamError?.('UpstreamTimeout');
-  o.exchangeEnd?.(exchange({ action: 'rewritten', status: 504, error: 'UpstreamTimeout', durationMs: 30_000 }));
-  o.exchangeEnd?.(exchange({ action: 'compliant', status: 0, aborted: true, durationMs: 5 })); // client went away
-  o.exchangeEnd?.(exchange({ action: 'passed', api: 'other', host: 'graph.microsoft.com', product: 'cognito' }));
-  o.exchangeEnd?.(exchange({ action: 'passed', api: 'other', host: 'login.microsoftonline.com', status: 0 }));
+  o.exchangeEnd?.(exchangeEvent({ action: 'rewritten', status: 504, error: 'UpstreamTimeout', durationMs: 30_000 }));
+  o.exchangeEnd?.(exchangeEvent({ action: 'compliant', status: 0, aborted: true, durationMs: 5 })); // client went away
+  o.exchangeEnd?.(exchangeEvent({ action: 'passed', api: 'other', host: 'graph.microsoft.com', product: 'cognito' }));
+  o.exchangeEnd?.(exchangeEvent({ action: 'passed', api: 'other', host: 'login.microsoftonline.com', status: 0 }));
   o.upstreamError?.('SomethingNew');
   o.connectionClose?.();
   o.configReload?.('success');
@@ -173,8 +159,8 @@ describe('createMetrics', () => {
   it('counts a product as unregistered once setProducts drops it, and a new one by name', async () => {
     const m = fresh();
     m.setProducts(['sandbox', 'newcomer']);
-    m.observer.exchangeEnd?.(exchange({ product: 'cognito' }));
-    m.observer.exchangeEnd?.(exchange({ product: 'newcomer' }));
+    m.observer.exchangeEnd?.(exchangeEvent({ product: 'cognito' }));
+    m.observer.exchangeEnd?.(exchangeEvent({ product: 'newcomer' }));
     const products = (await series(m.registry, 'requests_total')).map((s) => s.labels.product).sort();
     expect(products).toEqual(['newcomer', 'unregistered']);
   });
@@ -217,7 +203,7 @@ describe('createMetrics', () => {
     const statuses = [0, 200, 201, 204, 301, 400, 401, 403, 404, 429, 500, 502, 503, 504, 700, -3, 12];
     for (let i = 0; i < 600; i++) {
       m.observer.exchangeEnd?.(
-        exchange({
+        exchangeEvent({
           product: rand() < 0.5 ? pick(PRODUCTS) : `p-${junk()}`,
           api: rand() < 0.5 ? pick(API_LABELS) : `/api/${junk()}`,
           method: rand() < 0.8 ? pick(methods) : junk(),
