@@ -11,6 +11,9 @@ import { decideIdentity, decidePlain, decideRequest, denialText, type Product } 
 import { formatAuthority, parseAbsoluteTarget, parseAuthority } from './target.js';
 import type { Upstream } from './upstream.js';
 
+/** Responses with a Content-Length up to this size are relayed in one write (fewer TLS records and syscalls). */
+const COALESCE_LIMIT = 64 * 1024;
+
 /** What serves requests now; swapped whole on reload, read once per request. */
 export interface Runtime {
   readonly config: Config;
@@ -134,6 +137,8 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
     const headers = buildRequestHeaders(raw, decision.userAgent);
     const hasBody = getHeader(raw, 'transfer-encoding') !== undefined || Number(getHeader(raw, 'content-length') ?? 0) > 0;
     const pool = rt.upstream.pool(target.scheme, target.host, target.port);
+    // A small response with a known length is held and sent as one write: head and body together.
+    let held: { statusCode: number; statusText: string; headers: string[]; chunks: Buffer[] } | undefined;
     const handler: Dispatcher.DispatchHandler = {
       onConnect(abortFn: (err?: Error) => void) {
         abort = abortFn;
@@ -141,14 +146,29 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
       },
       onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string) {
         if (statusCode < 200) return true; // 1xx interim responses are not relayed.
-        res.writeHead(statusCode, statusText, buildResponseHeaders(rawHeaders));
+        const headers = buildResponseHeaders(rawHeaders);
+        const length = Number(getHeader(headers, 'content-length') ?? NaN);
+        if (length <= COALESCE_LIMIT) {
+          held = { statusCode, statusText, headers, chunks: [] };
+          return true;
+        }
+        res.writeHead(statusCode, statusText, headers);
         res.on('drain', resume);
         return true;
       },
       onData(chunk: Buffer) {
+        if (held !== undefined) {
+          held.chunks.push(chunk);
+          return true;
+        }
         return res.write(chunk);
       },
       onComplete(trailers: Buffer[] | null) {
+        if (held !== undefined) {
+          res.writeHead(held.statusCode, held.statusText, held.headers);
+          res.end(held.chunks.length === 1 ? held.chunks[0] : Buffer.concat(held.chunks));
+          return;
+        }
         if (trailers && trailers.length > 0 && res.chunkedEncoding) res.addTrailers(buildResponseHeaders(trailers) as unknown as [string, string][]);
         res.end();
       },

@@ -164,3 +164,17 @@ describe('upstream failures', () => {
     expect(r.headers['retry-after']).toBe('1');
   });
 });
+
+describe('response relay', () => {
+  it.each([
+    ['a small response (held and sent in one write)', 1_000],
+    ['a large response (streamed)', 300_000],
+  ])('relays %s byte for byte', async (_name, size) => {
+    const proxy = await proxyWith();
+    const body = 'x'.repeat(size);
+    const r = await viaProxy(proxy.url, proxy.caPem, 'https://api.security.microsoft.com/api/indicators/import', { method: 'POST', body });
+    expect(r.status).toBe(200);
+    expect(r.echo!.body).toBe(body);
+    expect(Number(r.headers['content-length'])).toBe(Buffer.byteLength(r.text));
+  });
+});
