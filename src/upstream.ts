@@ -5,11 +5,19 @@ import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'nod
 import { connect as netConnect, type Socket } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
-import { Pool, buildConnector } from 'undici';
+import { createRequire } from 'node:module';
+import type { Pool as UndiciPool, buildConnector as UndiciBuildConnector } from 'undici';
 import type { Config } from './config.js';
 import { ProxyError } from './errors.js';
 import { decideDestination, denialText, resolveDestination } from './policy.js';
 import { classifyHost, isRestricted, formatAuthority } from './target.js';
+
+// undici's index also loads fetch, WebSocket, caches and mocks; the proxy needs only Pool and the
+// connector. Loading those two files directly takes ~60 ms instead of ~150-240 ms at start-up.
+const requireCjs = createRequire(import.meta.url);
+const Pool = requireCjs('undici/lib/dispatcher/pool.js') as typeof UndiciPool;
+type Pool = UndiciPool;
+const buildConnector = requireCjs('undici/lib/core/connect.js') as typeof UndiciBuildConnector;
 
 /** Debian's system bundle; Node's own store is Mozilla's, so the system trust is added to it. */
 const SYSTEM_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
@@ -110,8 +118,8 @@ export function createUpstream(config: Config): Upstream {
 
   // Two connectors: names resolved by DNS pass the address guard; `upstream.resolve` targets are named by the operator.
   const base = { secureContext, timeout: timeouts.connect, keepAlive: true, maxCachedSessions: 256 };
-  const guardedConnector = buildConnector({ ...base, lookup: guarded } as buildConnector.BuildOptions);
-  const plainConnector = buildConnector(base as buildConnector.BuildOptions);
+  const guardedConnector = buildConnector({ ...base, lookup: guarded } as UndiciBuildConnector.BuildOptions);
+  const plainConnector = buildConnector(base as UndiciBuildConnector.BuildOptions);
 
   const refuseDestination = (host: string, port: number): ProxyError | undefined => {
     const denied = decideDestination(policy, host, port);
@@ -120,7 +128,7 @@ export function createUpstream(config: Config): Upstream {
 
   const viaProxy = (host: string): boolean => proxy !== undefined && !matchesNoProxy(config.upstream.noProxy, host);
 
-  const connectFor = (host: string, port: number): buildConnector.connector =>
+  const connectFor = (host: string, port: number): UndiciBuildConnector.connector =>
     ((opts, callback) => {
       const refused = refuseDestination(host, port);
       if (refused) return callback(refused, null);
@@ -128,16 +136,16 @@ export function createUpstream(config: Config): Upstream {
       const connector = dest.overridden ? plainConnector : guardedConnector;
       const servername = classifyHost(host) === 'name' ? host : undefined;
       if (!viaProxy(host)) {
-        return connector({ ...opts, hostname: dest.host, host: formatAuthority(dest), port: String(dest.port), servername } as buildConnector.Options, callback);
+        return connector({ ...opts, hostname: dest.host, host: formatAuthority(dest), port: String(dest.port), servername } as UndiciBuildConnector.Options, callback);
       }
       connectViaProxy(proxy!, formatAuthority(dest), timeouts.connect).then(
         (socket) => {
           if (opts.protocol !== 'https:') return callback(null, socket);
-          connector({ ...opts, servername, httpSocket: socket } as buildConnector.Options, callback);
+          connector({ ...opts, servername, httpSocket: socket } as UndiciBuildConnector.Options, callback);
         },
         (err: Error) => callback(err, null),
       );
-    }) as buildConnector.connector;
+    }) as UndiciBuildConnector.connector;
 
   return {
     pool(scheme, host, port) {
