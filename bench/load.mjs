@@ -68,10 +68,14 @@ function tunnel(socket, authority) {
   });
 }
 
+/** With o.resume, the last TLS session ticket per server name, offered on the next connection. */
+const sessions = new Map();
+
 function handshake(socket, servername) {
   return new Promise((resolve, reject) => {
-    const opts = { servername, secureContext, ALPNProtocols: ['http/1.1'], minVersion: 'TLSv1.2' };
+    const opts = { servername, secureContext, ALPNProtocols: ['http/1.1'], minVersion: 'TLSv1.2', ...(o.resume && sessions.has(servername) ? { session: sessions.get(servername) } : {}) };
     const t = socket ? tlsConnect({ ...opts, socket }) : tlsConnect({ ...opts, host: o.connectTo.host, port: o.connectTo.port });
+    if (o.resume) t.on('session', (session) => sessions.set(servername, session));
     t.once('secureConnect', () => { t.off('error', reject); t.setNoDelay?.(true); resolve(t); });
     t.once('error', reject);
   });
