@@ -42,6 +42,11 @@ export class CaError extends Error {
   }
 }
 
+/**
+ * Leaf contexts kept: each holds ~51 KiB outside the JS heap (bench: 10,000 hosts), and a partner
+ * talks to a few dozen Microsoft hosts, so 256 bounds memory without re-minting in practice.
+ */
+const DEFAULT_LEAF_CACHE = 256;
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 /** Two years: long enough that trust is not re-established often, short enough to rotate. */
@@ -354,7 +359,7 @@ interface CachedContext { readonly context: tls.SecureContext; readonly renewAt:
 export async function createLeafIssuer(ca: CaMaterial, opts: { maxEntries?: number; validityDays?: number; onIssued?: (host: string) => void; now?: () => number } = {}): Promise<LeafIssuer> {
   const issuer = prepareCa(ca.certPem, ca.keyPem);
   const chainPem = issuer.material.certPem;
-  const maxEntries = Math.max(1, Math.floor(positive('maxEntries', opts.maxEntries ?? 1000)));
+  const maxEntries = Math.max(1, Math.floor(positive('maxEntries', opts.maxEntries ?? DEFAULT_LEAF_CACHE)));
   const validityMs = positive('validityDays', opts.validityDays ?? LEAF_VALIDITY_DAYS) * DAY;
   const renewBeforeMs = Math.min(DAY, validityMs / 2);
   const now = opts.now ?? Date.now;
