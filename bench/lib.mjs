@@ -179,22 +179,31 @@ export function spawnPinned(cpu, cmd, args, opts = {}) {
   return child;
 }
 
+/** A 'data' listener that calls onValue with each complete line that parses as JSON (others are skipped); onValue returning true stops the line loop. */
+export function jsonLines(onValue) {
+  let buf = '';
+  return (d) => {
+    buf += d;
+    let nl;
+    while ((nl = buf.indexOf('\n')) >= 0) {
+      const line = buf.slice(0, nl);
+      buf = buf.slice(nl + 1);
+      let value;
+      try { value = JSON.parse(line); } catch { continue; }
+      if (onValue(value) === true) return;
+    }
+  };
+}
+
 /** Resolves with the first stdout line that parses as JSON and satisfies pick, or rejects on exit/timeout. */
 export function readJsonLine(child, timeoutMs, pick = () => true) {
   return new Promise((resolve, reject) => {
-    let buf = '';
     const timer = setTimeout(() => done(new Error(`no JSON line within ${timeoutMs} ms; stderr: ${child.stderrText.slice(-2000)}`)), timeoutMs);
-    const onData = (d) => {
-      buf += d;
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        let value;
-        try { value = JSON.parse(line); } catch { continue; }
-        if (pick(value)) return done(undefined, value);
-      }
-    };
+    const onData = jsonLines((value) => {
+      if (!pick(value)) return false;
+      done(undefined, value);
+      return true;
+    });
     const onExit = (code) => done(new Error(`exited with ${code} before its JSON line; stderr: ${child.stderrText.slice(-2000)}`));
     function done(err, value) {
       clearTimeout(timer);

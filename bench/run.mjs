@@ -19,6 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
   accepts, cpuSeconds, fdCount, freePort, httpGet, machineBusySeconds, mainThreadCpuSeconds, median, readJsonLine, resetPeakRss, spawnPinned, statusKiB, stopChild, treeCpuSeconds, waitFor,
+  jsonLines,
 } from './lib.mjs';
 import { makePki } from './pki.mjs';
 import { summariseProfile } from './profile.mjs';
@@ -154,42 +155,33 @@ async function runLoad(loadOpts, watch = {}, { onProgress, timeoutMs = 180_000 }
   let ours1 = 0;
   const result = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`load generator timed out: ${child.stderrText.slice(-1000)}`)); }, timeoutMs);
-    let buf = '';
     child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (d) => {
-      buf += d;
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        let ev;
-        try { ev = JSON.parse(line); } catch { continue; }
-        if (ev.event === 'measure-start') {
-          hr0 = process.hrtime.bigint() / 1000n;
-          busy0 = machineBusySeconds();
-          ours0 = cpuSeconds(child.pid) + cpuSeconds(process.pid);
-          for (const [k, w] of Object.entries(watch)) {
-            cpu0[k] = cpuOf(w);
-            main0[k] = mainThreadCpuSeconds(w.pid);
-            if (w.resetPeak) void resetPeakRss(w.pid);
-          }
-        } else if (ev.event === 'measure-end') {
-          hr1 = process.hrtime.bigint() / 1000n;
-          busy1 = machineBusySeconds();
-          ours1 = cpuSeconds(child.pid) + cpuSeconds(process.pid);
-          for (const [k, w] of Object.entries(watch)) {
-            cpu1[k] = cpuOf(w);
-            main1[k] = mainThreadCpuSeconds(w.pid);
-          }
-          windowRequests = ev.requests;
-        } else if (ev.event === 'progress') {
-          onProgress?.(ev);
-        } else if (ev.event === 'result') {
-          clearTimeout(timer);
-          resolve(ev);
+    child.stdout.on('data', jsonLines((ev) => {
+      if (ev.event === 'measure-start') {
+        hr0 = process.hrtime.bigint() / 1000n;
+        busy0 = machineBusySeconds();
+        ours0 = cpuSeconds(child.pid) + cpuSeconds(process.pid);
+        for (const [k, w] of Object.entries(watch)) {
+          cpu0[k] = cpuOf(w);
+          main0[k] = mainThreadCpuSeconds(w.pid);
+          if (w.resetPeak) void resetPeakRss(w.pid);
         }
+      } else if (ev.event === 'measure-end') {
+        hr1 = process.hrtime.bigint() / 1000n;
+        busy1 = machineBusySeconds();
+        ours1 = cpuSeconds(child.pid) + cpuSeconds(process.pid);
+        for (const [k, w] of Object.entries(watch)) {
+          cpu1[k] = cpuOf(w);
+          main1[k] = mainThreadCpuSeconds(w.pid);
+        }
+        windowRequests = ev.requests;
+      } else if (ev.event === 'progress') {
+        onProgress?.(ev);
+      } else if (ev.event === 'result') {
+        clearTimeout(timer);
+        resolve(ev);
       }
-    });
+    }));
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`load generator exited ${code}: ${child.stderrText.slice(-1000)}`)); });
   });
   const cpuUsPerRequest = {};
