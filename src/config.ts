@@ -1,6 +1,7 @@
 // YAML → schema (zod) → frozen Config with a compiled Policy. Every error names the field's path.
 import { readFileSync } from 'node:fs';
 import type { ServerOptions } from 'node:http';
+import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve as resolvePath, dirname } from 'node:path';
 import { parseDocument } from 'yaml';
@@ -285,7 +286,11 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
   const timeouts = { ...DEFAULT_TIMEOUTS, ...Object.fromEntries(Object.entries(raw.timeouts).filter(([, v]) => v !== undefined)) } as Timeouts;
   const allowedClients = raw.access.allowedClients ?? ['127.0.0.0/8', '::1/128'];
   allowedClients.forEach((c, i) => {
-    if (!/^[0-9A-Fa-f:.]+\/\d{1,3}$/.test(c)) throw new ConfigError(`access.allowedClients[${i}]`, `must be a CIDR like 10.0.0.0/8, got ${JSON.stringify(c)}`);
+    const [addr = '', bits = ''] = c.split('/');
+    const family = isIP(addr);
+    if (family === 0 || !/^\d{1,3}$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128)) {
+      throw new ConfigError(`access.allowedClients[${i}]`, `must be a CIDR like 10.0.0.0/8 or fd00::/8, got ${JSON.stringify(c)}`);
+    }
   });
 
   return Object.freeze({

@@ -56,6 +56,8 @@ function listenOn(server: Server, at: ListenAddress): Promise<AddressInfo> {
     server.once('error', reject);
     server.listen(at.port, at.host, () => {
       server.off('error', reject);
+      // Accept failures (EMFILE under load) must not end the process: warn with the cause and go on.
+      server.on('error', (err: NodeJS.ErrnoException) => process.emitWarning(`listener ${at.host}:${at.port}: ${err.code ?? err.message}`, 'ListenerError'));
       resolve(server.address() as AddressInfo);
     });
   });
@@ -103,14 +105,19 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       if (draining) setImmediate(closeIdle);
     });
   };
+  const denied = new WeakSet<object>();
   const makeServer = (onRequest: (req: IncomingMessage, res: ServerResponse) => void): Server => {
     const server = createServer(serverOptions(config.timeouts), (req, res) => {
+      if (denied.has(req.socket)) return void req.socket.destroy();
       track(res);
       onRequest(req, res);
     });
     server.on('connection', (socket: Socket) => {
       if (!clientAllowed(allowed, socket)) {
+        // The HTTP parser is already attached: mark the socket so no request it carries is served.
+        denied.add(socket);
         writeRawError(socket, new ProxyError('ClientDenied', `Client ${socket.remoteAddress ?? '?'} is not in access.allowedClients`));
+        socket.destroySoon();
         return;
       }
       socket.setNoDelay(true);
@@ -125,6 +132,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   const forwardCtx: RequestContext = { mode: 'forward' };
   const forward = makeServer((req, res) => handleRequest(runtime, forwardCtx, req, res));
   forward.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    if (denied.has(socket)) return void socket.destroy();
     if (draining) return writeRawError(socket, new ProxyError('ServiceUnavailable', 'The proxy is shutting down'));
     handleConnect(runtime, interceptor, req, socket, head);
   });
@@ -150,8 +158,9 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     },
     reload(next) {
       const old = runtime.upstream;
+      const nextAllowed = allowList(next.allowedClients);
       runtime = { config: next, upstream: createUpstream(next), observer };
-      allowed = allowList(next.allowedClients);
+      allowed = nextAllowed;
       if (next.reverse.length === config.reverse.length) reverseCtx = reverseContexts(next);
       setTimeout(() => void old.close(), next.timeouts.drain).unref();
     },

@@ -25,6 +25,17 @@ it('refuses clients outside access.allowedClients with 403 ClientDenied', async 
   expect(jsonBodyOf(res)).toMatchObject({ error: { code: 'ClientDenied' } });
 });
 
+it('never forwards a request from a refused client, even one sent with the connection', async () => {
+  const p = track(await startProxy(origin.port, { access: { allowedClients: ['10.0.0.0/8'] } }, { extraResolve: { 'api.security.microsoft.com:80': `127.0.0.1:${origin.port}` } }));
+  const seen = origin.received.length;
+  const res = await rawExchange(p.port, 'GET http://api.security.microsoft.com/api/machines HTTP/1.1\r\nHost: api.security.microsoft.com\r\n\r\nCONNECT api.security.microsoft.com:443 HTTP/1.1\r\n\r\n', 1000);
+  expect(statusOf(res)).toBe(403);
+  expect(res.match(/HTTP\/1\.1/g)).toHaveLength(1);
+  expect(origin.received.length).toBe(seen);
+  expect(p.recorder.exchanges).toEqual([]);
+  expect(p.recorder.tunnels).toEqual([]);
+});
+
 it('answers 408 when the request head does not arrive within timeouts.headers', async () => {
   const p = track(await startProxy(origin.port, { timeouts: { headers: 300 } }));
   const res = await new Promise<string>((resolve) => {

@@ -44,6 +44,8 @@ describe('invalid configs name the field', () => {
     ['a reverse route to an unknown product', { version: 1, products: [product], reverse: [{ listen: '127.0.0.1:8443', upstream: 'https://api.security.microsoft.com', product: 'nope' }] }, 'reverse[0].product'],
     ['a negative timeout', { version: 1, timeouts: { connect: -1 } }, 'timeouts.connect'],
     ['a bad CIDR', { version: 1, access: { allowedClients: ['everyone'] } }, 'access.allowedClients[0]'],
+    ['a CIDR prefix too long', { version: 1, access: { allowedClients: ['127.0.0.0/8', '10.0.0.0/33'] } }, 'access.allowedClients[1]'],
+    ['a short IPv4 in a CIDR', { version: 1, access: { allowedClients: ['1.2.3/8'] } }, 'access.allowedClients[0]'],
     ['a port out of range', { version: 1, access: { connectPorts: [70000] } }, 'access.connectPorts[0]'],
     ['a missing password env', { version: 1, products: [{ ...product, credentials: { username: 'u', passwordEnv: 'NOPE_PW' } }] }, 'products[0].credentials.passwordEnv'],
     ['a missing password file', { version: 1, products: [{ ...product, credentials: { username: 'u', passwordFile: '/nonexistent/pw' } }] }, 'products[0].credentials.passwordFile'],
