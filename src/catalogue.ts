@@ -175,8 +175,18 @@ export function hostKind(cat: Catalogue, host: string): HostKind {
 export function isEnforced(cat: Catalogue, host: string, path: string): boolean {
   const kind = hostKind(cat, host);
   if (kind === 'api') return true;
-  if (kind === 'graph') return graphSecurityCollection(path) !== undefined;
+  if (kind === 'graph') return graphSecurityCollection(path) !== undefined || ambiguousPath(path);
   return false;
+}
+
+/**
+ * A path Graph might normalise into /v1.0/security (percent-encoding, dot-segments per RFC 3986
+ * §5.2.4, ';' parameters) is enforced: fail closed rather than let a spelling bypass the policy.
+ */
+function ambiguousPath(path: string): boolean {
+  const q = path.indexOf('?');
+  const p = q < 0 ? path : path.slice(0, q);
+  return p.includes('%') || p.includes(';') || p.includes('\\') || /(^|\/)\.{1,2}(\/|$)/.test(p);
 }
 
 /** DNS suffixes an interception CA must be allowed to sign for (RFC 5280 §4.2.1.10), minimal and sorted. */

@@ -49,7 +49,7 @@ export interface Config {
   readonly policy: Policy;
   readonly ca: { readonly cert?: string; readonly key?: string };
   readonly upstream: {
-    readonly proxy?: { readonly host: string; readonly port: number; readonly authorization?: string };
+    readonly proxy?: { readonly host: string; readonly port: number };
     readonly noProxy: readonly string[];
     /** Extra trusted roots (PEM text) for upstream TLS, on top of the system trust. */
     readonly ca: readonly string[];

@@ -15,6 +15,9 @@ const DROPPED_REQUEST = new Set([
 /** Response fields that describe the upstream hop and not the message (RFC 9110 §7.6.1). */
 const DROPPED_RESPONSE = new Set(['connection', 'proxy-connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'trailer', 'te']);
 
+/** Fields a Connection token may never remove: the one this proxy exists to set, and the caller's credentials to Microsoft. */
+const NEVER_HOP = new Set(['user-agent', 'authorization', 'host']);
+
 /** Names listed in Connection headers (RFC 9110 §7.6.1): they are hop-by-hop too. */
 function connectionTokens(raw: readonly string[]): Set<string> | undefined {
   let out: Set<string> | undefined;
@@ -25,7 +28,7 @@ function connectionTokens(raw: readonly string[]): Set<string> | undefined {
     if (lower !== 'connection' && lower !== 'proxy-connection') continue;
     for (const token of raw[i + 1]!.split(',')) {
       const t = token.trim().toLowerCase();
-      if (t !== '' && t !== 'close' && t !== 'keep-alive') (out ??= new Set()).add(t);
+      if (t !== '' && t !== 'close' && t !== 'keep-alive' && !NEVER_HOP.has(t)) (out ??= new Set()).add(t);
     }
   }
   return out;

@@ -138,7 +138,7 @@ export function rewrittenUserAgent(style: RewriteStyle, product: Product, origin
   if (style === 'replace' || original === undefined) return product.userAgent;
   const trimmed = original.trim();
   if (trimmed === '') return product.userAgent;
-  const rest = parsePartnerUserAgent(trimmed) !== undefined ? (parsePartnerUserAgent(trimmed)?.rest ?? '') : trimmed;
+  const rest = parsePartnerUserAgent(trimmed)?.rest ?? trimmed;
   return rest === '' ? product.userAgent : `${product.userAgent} ${rest}`;
 }
 
@@ -152,9 +152,7 @@ const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').dig
 export function decideIdentity(policy: Policy, proxyAuthorization: string | undefined): IdentityDecision {
   // Without required credentials every caller is the default product, whatever it sends.
   if (policy.defaultProduct !== undefined && !policy.products.some((p) => p.credentials)) return { product: policy.defaultProduct };
-  if (proxyAuthorization === undefined) {
-    return policy.defaultProduct !== undefined ? { product: policy.defaultProduct } : { error: 'missing-credentials' };
-  }
+  if (proxyAuthorization === undefined) return { error: 'missing-credentials' };
   const m = /^\s*basic\s+([A-Za-z0-9+/=._~-]+)\s*$/i.exec(proxyAuthorization);
   if (m === null) return { error: 'unsupported-scheme' };
   const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');

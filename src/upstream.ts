@@ -107,6 +107,8 @@ function connectViaProxy(proxy: { host: string; port: number }, target: string, 
     };
     socket.on('data', onData);
     socket.once('error', onError);
+    // A proxy that closes without an error or an answer must not leave the request waiting (a settled promise ignores this).
+    socket.once('close', () => onError(Object.assign(new Error(`upstream proxy closed the connection before answering CONNECT ${target}`), { code: 'ECONNRESET' })));
     socket.once('connect', () => socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`));
   });
 }
@@ -180,16 +182,17 @@ export function createUpstream(config: Config): Upstream {
       return new Promise<Socket>((resolve, reject) => {
         const socket = netConnect({ host: dest.host, port: dest.port, ...(dest.overridden ? {} : { lookup: guarded }) });
         const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`connect to ${formatAuthority(dest)} timed out`), { code: 'UND_ERR_CONNECT_TIMEOUT' })), timeouts.connect);
+        const onError = (err: Error): void => {
+          clearTimeout(timer);
+          reject(err);
+        };
         socket.once('connect', () => {
           clearTimeout(timer);
-          socket.off('error', reject);
+          socket.off('error', onError);
           socket.setNoDelay(true);
           resolve(socket);
         });
-        socket.once('error', (err) => {
-          clearTimeout(timer);
-          reject(err);
-        });
+        socket.once('error', onError);
       });
     },
 

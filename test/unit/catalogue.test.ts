@@ -391,3 +391,17 @@ describe('API_LABELS', () => {
     if (kind === 'api' || kind === 'graph') expect(labels.size).toBeGreaterThan(5);
   });
 });
+
+describe('Graph paths that could be normalised into /security fail closed', () => {
+  const cat = createCatalogue(['commercial']);
+  it.each([
+    ['/v1.0/./security/alerts_v2', true],
+    ['/v1.0/%73ecurity/alerts_v2', true],
+    ['/V1.0/security/..;/x', true],
+    ['/v1.0/users/../security/alerts_v2', true],
+    ['/v1.0/users?$filter=a%20b', false],
+    ['/v1.0/users/x.y', false],
+  ])('%s enforced: %s', (path, enforced) => {
+    expect(isEnforced(cat, 'graph.microsoft.com', path)).toBe(enforced);
+  });
+});

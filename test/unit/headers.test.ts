@@ -6,6 +6,7 @@ describe('buildRequestHeaders', () => {
     ['keeps end-to-end headers in order', ['Accept', 'a', 'Authorization', 'Bearer t'], undefined, ['Accept', 'a', 'Authorization', 'Bearer t']],
     ['drops hop-by-hop headers (RFC 9110 §7.6.1)', ['Connection', 'keep-alive', 'Keep-Alive', '5', 'TE', 'trailers', 'Upgrade', 'h2c', 'Accept', 'a'], undefined, ['Accept', 'a']],
     ['drops headers named by Connection', ['Connection', 'X-A, x-b', 'X-A', '1', 'X-B', '2', 'X-C', '3'], undefined, ['X-C', '3']],
+    ['never lets Connection remove User-Agent or Authorization', ['Connection', 'user-agent, Authorization', 'User-Agent', 'MdePartner-A-B/1', 'Authorization', 'Bearer t'], undefined, ['User-Agent', 'MdePartner-A-B/1', 'Authorization', 'Bearer t']],
     ['drops proxy credentials and client-address headers', ['Proxy-Authorization', 'Basic x', 'X-Forwarded-For', '1.2.3.4', 'Forwarded', 'for=x', 'X-Real-IP', 'x', 'Via', '1.1 p'], undefined, []],
     ['drops Host, Expect and Transfer-Encoding (rebuilt by the client)', ['Host', 'h', 'Expect', '100-continue', 'Transfer-Encoding', 'chunked'], undefined, []],
     ['replaces every User-Agent with one', ['User-Agent', 'a', 'Accept', 'x', 'user-agent', 'b'], 'P/1', ['Accept', 'x', 'User-Agent', 'P/1']],
