@@ -106,6 +106,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     });
   };
   const denied = new WeakSet<object>();
+  const connectSockets = new Set<Duplex>();
   const makeServer = (onRequest: (req: IncomingMessage, res: ServerResponse) => void): Server => {
     const server = createServer(serverOptions(config.timeouts), (req, res) => {
       if (denied.has(req.socket)) return void req.socket.destroy();
@@ -133,6 +134,9 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   const forward = makeServer((req, res) => handleRequest(runtime, forwardCtx, req, res));
   forward.on('connect', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (denied.has(socket)) return void socket.destroy();
+    // After 'connect' the HTTP server no longer tracks the socket: keep it so close and drain can end it.
+    connectSockets.add(socket);
+    socket.once('close', () => connectSockets.delete(socket));
     if (draining) return writeRawError(socket, new ProxyError('ServiceUnavailable', 'The proxy is shutting down'));
     handleConnect(runtime, interceptor, req, socket, head);
   });
@@ -174,12 +178,14 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       await Promise.race([closed, timer]);
       for (const s of servers) s.closeAllConnections();
       interceptor.closeAll();
+      for (const socket of connectSockets) socket.destroy();
       await runtime.upstream.close();
     },
     async close() {
       draining = true;
       for (const s of servers) s.closeAllConnections();
       interceptor.closeAll();
+      for (const socket of connectSockets) socket.destroy();
       await closeServers();
       await runtime.upstream.close();
     },

@@ -143,6 +143,16 @@ describe('blind tunnels', () => {
     expect(proxy.recorder.tunnels.at(-1)).toMatchObject({ action: 'tunnelled', reason: 'token-endpoint' });
   });
 
+  it('closes open blind tunnels when the proxy closes', async () => {
+    const p = await startProxy(origin.port);
+    const { socket } = await openTunnel(p.port, 'CONNECT www.example.org:443 HTTP/1.1\r\n\r\n');
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.on('error', () => undefined);
+    await p.close();
+    await closed;
+    expect(socket.destroyed).toBe(true);
+  });
+
   it('tunnels other hosts blind by default', async () => {
     const { head, socket } = await openTunnel(proxy.port, 'CONNECT www.example.org:443 HTTP/1.1\r\n\r\n');
     expect(head).toMatch(/^HTTP\/1\.1 200/);
