@@ -150,8 +150,8 @@ const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').dig
 
 /** Binds a caller to a product from its Proxy-Authorization (RFC 9110 §11.7.1, Basic per RFC 7617). */
 export function decideIdentity(policy: Policy, proxyAuthorization: string | undefined): IdentityDecision {
-  // Without required credentials every caller is the default product, whatever it sends.
-  if (policy.defaultProduct !== undefined && !policy.products.some((p) => p.credentials)) return { product: policy.defaultProduct };
+  // defaultProduct exists exactly when no product requires credentials: every caller is it, whatever it sends.
+  if (policy.defaultProduct !== undefined) return { product: policy.defaultProduct };
   if (proxyAuthorization === undefined) return { error: 'missing-credentials' };
   const m = /^\s*basic\s+([A-Za-z0-9+/=._~-]+)\s*$/i.exec(proxyAuthorization);
   if (m === null) return { error: 'unsupported-scheme' };
