@@ -22,16 +22,17 @@
 
 ARG NODE_IMAGE=node:24-bookworm-slim
 
-# ---- build: compile TypeScript to dist/ ---------------------------------------------------------
+# ---- build: bundle src/ and its dependencies into dist/ (scripts/build.mjs) -------------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts ./scripts
 COPY src ./src
 RUN npm run build
 
-# ---- runtime: production dependencies and dist/ only, as a non-root user -----------------------
+# ---- runtime: dist/ only (the bundle carries its dependencies), as a non-root user --------------
 FROM ${NODE_IMAGE} AS runtime
 
 # ca-certificates: the system roots upstream TLS is verified against (on top of Node's own), also
@@ -46,8 +47,7 @@ RUN apt-get update \
  && install -d -m 0755 /etc/mde-partner-proxy
 
 WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY package.json ./
 COPY --from=build /src/dist ./dist
 
 # Listen on every interface inside the container; access.allowedClients (default: loopback only)

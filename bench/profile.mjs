@@ -1,5 +1,5 @@
 // Reads a V8 .cpuprofile (node --cpu-prof) into self-time totals per function and per area,
-// mapping dist/*.js positions back to src/*.ts through the compiler's source maps.
+// mapping positions in the dist/ bundle back to src/*.ts and node_modules/ through its source maps.
 import { existsSync, readFileSync } from 'node:fs';
 import { SourceMap } from 'node:module';
 import { basename, dirname, join, relative } from 'node:path';
@@ -23,8 +23,10 @@ function location(url, line, column, root) {
   if (file.includes(`${root}/dist/`)) {
     const entry = sourceMapFor(file)?.findEntry(line, column);
     if (entry?.originalSource) {
+      // The bundle maps to src/*.ts and to the dependencies' own files under node_modules/.
       const src = entry.originalSource.startsWith('file:') ? fileURLToPath(entry.originalSource) : join(dirname(file), entry.originalSource);
-      return `${relative(root, src)}:${entry.originalLine + 1}`;
+      const dep = src.lastIndexOf('node_modules/');
+      return dep >= 0 ? `${src.slice(dep + 13)}:${entry.originalLine + 1}` : `${relative(root, src)}:${entry.originalLine + 1}`;
     }
     return `${relative(root, file)}:${line + 1}`;
   }
@@ -33,12 +35,13 @@ function location(url, line, column, root) {
   return `${basename(file)}:${line + 1}`;
 }
 
-/** The area a function belongs to, for the summary. */
-function area(url, name) {
+/** The area a function belongs to, for the summary; where is its location() (source-mapped). */
+function area(url, name, where) {
   if (name === '(garbage collector)') return 'GC';
   if (name === '(program)') return 'V8/native (program)';
   if (url === '') return 'native (C++ bindings: TLS, crypto, sockets, HTTP parser)';
-  if (url.includes('/dist/')) return 'proxy (src/)';
+  if (where.startsWith('src/')) return 'proxy (src/)';
+  if (url.includes('/dist/')) return `dependency: ${/^((?:@[^/]+\/)?[^/]+)/.exec(where)?.[1] ?? 'bundled'}`;
   const nm = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url);
   if (nm) return `dependency: ${nm[1]}`;
   if (url.startsWith('node:internal/deps/undici')) return 'node internal: bundled undici';
@@ -80,9 +83,10 @@ export function summariseProfile(file, root, top = 15, window = undefined) {
     if (functionName === '(idle)') { idle += us; continue; }
     busy += us;
     const name = functionName || '(anonymous)';
-    const key = `${name}\t${location(url, lineNumber, columnNumber, root)}`;
+    const where = location(url, lineNumber, columnNumber, root);
+    const key = `${name}\t${where}`;
     fns.set(key, (fns.get(key) ?? 0) + us);
-    const a = area(url, functionName);
+    const a = area(url, functionName, where);
     areas.set(a, (areas.get(a) ?? 0) + us);
   }
   const pct = (us) => (100 * us) / busy;

@@ -40,6 +40,12 @@ const SLICE_WARMUP_MS = 1500;
 const HOSTS = Number(process.env.BENCH_HOSTS ?? 10_000);
 const SOAK_REQUESTS = Number(process.env.BENCH_SOAK ?? 100_000);
 const STARTUP_TRIALS = 5;
+/**
+ * BENCH_ONLY=A,B,startup,hosts,soak,profile runs just those parts (scenario ids, or the named
+ * measures), prints what they measured and leaves bench/results.md alone: for trying a change.
+ */
+const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => x.trim())) : undefined;
+const wanted = (part) => ONLY === undefined || ONLY.has(part);
 const WATCHDOG_MS = 9.5 * 60_000;
 const PARTNER_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
 const CALLER_UA = 'python-requests/2.32.3';
@@ -608,20 +614,31 @@ try {
   await stopChild(first.child);
 
   data.scenarios = [];
-  const squid = await startSquid();
+  const chosen = scenarios(cfg).filter((s) => wanted(s.id));
+  const squid = chosen.some((s) => s.id === 'A' || s.id === 'C') ? await startSquid() : { version: 'not run' };
   try {
-    for (const s of scenarios(cfg)) data.scenarios.push(await runScenario(s, cfg, squid));
+    for (const s of chosen) data.scenarios.push(await runScenario(s, cfg, squid));
   } finally {
     if (squid.child) await stopChild(squid.child, 5000);
   }
   data.squid = { version: squid.version, rows: data.scenarios.filter((s) => s.squid).map((s) => ({ id: s.id, ...s.squid })) };
-  data.startup = await runStartup(cfg);
-  data.hosts = await runManyHosts();
-  data.soak = await runSoak(cfg);
-  data.profiles = [await runProfile('A', cfg), await runProfile('B', cfg)];
+  if (wanted('startup')) data.startup = await runStartup(cfg);
+  if (wanted('hosts')) data.hosts = await runManyHosts();
+  if (wanted('soak')) data.soak = await runSoak(cfg);
+  if (wanted('profile')) data.profiles = [await runProfile('A', cfg), await runProfile('B', cfg)];
 } finally {
   origin.stdin.end();
   await stopChild(origin, 2000);
+}
+
+if (ONLY !== undefined) {
+  writeFileSync(join(OUT, 'results.json'), JSON.stringify(data, null, 1));
+  for (const s of data.scenarios) {
+    const p = s.proxiedResult;
+    log(`${s.id}: ratio ${s.ratio.toFixed(2)}x (${s.ratioRange.map((x) => x.toFixed(2)).join('–')}), proxy ${p.cpuUsPerRequest.proxy.toFixed(1)} µs CPU/req (best slice ${p.bestCpuUsPerRequest.proxy.toFixed(1)}), p99 ${s.directResult.p99.toFixed(2)} → ${p.p99.toFixed(2)} ms`);
+  }
+  log(`BENCH_ONLY=${[...ONLY].join(',')}: ${RESULTS} left as it was; data in ${join(OUT, 'results.json')}`);
+  process.exit(0);
 }
 
 writeFileSync(join(OUT, 'results.json'), JSON.stringify(data, null, 1));
