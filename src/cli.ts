@@ -5,6 +5,7 @@ import { readFileSync, realpathSync, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { setFlagsFromString } from 'node:v8';
 import { Registry } from 'prom-client';
 import { stringify } from 'yaml';
 import { createAdminServer } from './admin.js';
@@ -70,7 +71,18 @@ const listenFailure = (what: string) => (e: unknown): never => {
   process.exit(1);
 };
 
+/**
+ * V8 lets the old generation grow by up to 4x its live size before a full collection. The proxy's
+ * live heap is small (~15-35 MiB) but each new connection leaves garbage that holds native memory
+ * (sockets, TLS state) V8 does not count, so under many new connections RSS climbed in a sawtooth
+ * (bench, 10,000 hosts: 198 -> 223 MiB and back). Growing by at most 50% kept it within 5 MiB
+ * (158 -> 163 MiB) at no measurable CPU cost (bench E: 58-80 against 63-78 us per request). V8 reads
+ * the flag at each collection, so setting it here works for every way the proxy is launched.
+ */
+const HEAP_GROWING_PERCENT = 50;
+
 async function start(args: CommonArgs): Promise<void> {
+  setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`);
   const config = configFrom(args);
   const logger = createLogger({ level: config.log.level });
   const registry = new Registry();

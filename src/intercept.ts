@@ -80,7 +80,8 @@ export function createInterceptor(opts: {
         // HTTP/2 is not offered, so every client speaks HTTP/1.1 to the policy (no bypass by ALPN).
         ALPNProtocols: ['http/1.1'],
         // A ClientHello naming another host than the CONNECT fails the handshake: never forward elsewhere.
-        SNICallback: (name, cb) => (name.toLowerCase().replace(/\.$/, '') === host ? cb(null, secureContext) : cb(new Error(`SNI ${name} does not match CONNECT ${host}`), undefined)),
+        // A match keeps the context given above (no second context: see release() in ca.ts).
+        SNICallback: (name, cb) => (name.toLowerCase().replace(/\.$/, '') === host ? cb(null, undefined) : cb(new Error(`SNI ${name} does not match CONNECT ${host}`), undefined)),
       });
       tls.on('error', () => tls.destroy());
       socket.on('error', () => tls.destroy());

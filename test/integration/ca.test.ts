@@ -4,9 +4,11 @@
 import { spawnSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
+import { jest } from '@jest/globals';
 import { CaError, caPermits, createCa, createLeafIssuer, loadOrCreateCa, type CaMaterial, type LeafIssuer } from '../../src/ca.js';
 
 const DAY = 86_400_000;
@@ -238,6 +240,47 @@ describe('leaf certificates', () => {
     await issuer.secureContextFor('h49.security.microsoft.com');
     await issuer.secureContextFor('h0.security.microsoft.com');
     expect(issued).toHaveLength(52);
+  });
+
+  it('frees an evicted context at once, and a connection built on it still completes its handshake', async () => {
+    const issuer = await createLeafIssuer(ca, { maxEntries: 1 });
+    const first = await issuer.secureContextFor('a.security.microsoft.com');
+    const close = jest.spyOn(first.context as { close(): void }, 'close');
+    const sockets: net.Socket[] = [];
+    const server = net.createServer();
+    try {
+      const served = new Promise<string>((resolve, reject) => {
+        // The server side as intercept.ts builds it: the context at construction, an SNICallback that
+        // checks the name and hands no context back.
+        server.on('connection', (raw) => {
+          const socket = new tls.TLSSocket(raw, { isServer: true, secureContext: first, SNICallback: (_name, cb) => cb(null, undefined) });
+          sockets.push(raw, socket);
+          socket.on('error', reject);
+          socket.once('data', (d: Buffer) => resolve(d.toString()));
+        });
+        server.listen(0, '127.0.0.1', () => {
+          const raw = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1', () => {
+            // Evict (and free) the first context before the client says anything.
+            issuer.secureContextFor('b.security.microsoft.com').then(() => {
+              expect(close).toHaveBeenCalledTimes(1);
+              const client = tls.connect({ socket: raw, servername: 'a.security.microsoft.com', ca: ca.certPem }, () => {
+                expect(client.getPeerX509Certificate()?.subjectAltName).toBe('DNS:a.security.microsoft.com');
+                client.write('client');
+              });
+              sockets.push(client);
+              client.on('error', reject);
+            }).catch(reject);
+          });
+          sockets.push(raw);
+          raw.on('error', reject);
+        });
+      });
+      expect(await served).toBe('client');
+      expect(issuer.size).toBe(1);
+    } finally {
+      for (const s of sockets) s.destroy();
+      server.close();
+    }
   });
 
   it('re-mints a leaf once less than a day of validity remains', async () => {
