@@ -200,8 +200,10 @@ function startSlot() {
           sock.write(req);
         };
         // Paced runs (o.rate, requests per second over all connections) wait for their next slot.
+        // The schedule is kept even after a late response (a late connection catches up), so the
+        // connections keep the phases they started with instead of bunching up after each stall.
         if (interval > 0) {
-          nextAt = Math.max(now, nextAt + interval);
+          nextAt += interval;
           if (nextAt - now > 0.05) return void setTimeout(send, nextAt - now);
         }
         send();
