@@ -65,7 +65,7 @@ ENV NODE_ENV=production \
 USER 10001:10001
 EXPOSE 3128 9464
 
-# Node is PID 1: the proxy handles SIGTERM itself (drain, then exit 0) and SIGHUP (reload).
+# Node is PID 1 (the shebang's env execs it, with the V8 flag it carries): the proxy handles SIGTERM itself (drain, then exit 0) and SIGHUP (reload).
 # No HEALTHCHECK: orchestrators probe /livez and /readyz on the admin port.
-ENTRYPOINT ["node", "/app/dist/cli.js"]
+ENTRYPOINT ["/app/dist/cli.js"]
 CMD ["start"]

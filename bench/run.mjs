@@ -48,8 +48,14 @@ const STARTUP_TRIALS = 5;
  */
 const ONLY = process.env.BENCH_ONLY ? new Set(process.env.BENCH_ONLY.split(',').map((x) => x.trim())) : undefined;
 const wanted = (part) => ONLY === undefined || ONLY.has(part);
-/** BENCH_PROXY_FLAGS='--flag …': Node flags for every proxy start, for trying a V8 or Node option. */
-const PROXY_FLAGS = (process.env.BENCH_PROXY_FLAGS ?? '').split(' ').filter(Boolean);
+/**
+ * The Node flags the proxy runs with: those of dist/cli.js's shebang (`#!/usr/bin/env -S node …`,
+ * what npm start, the bin and the container use), then BENCH_PROXY_FLAGS='--flag …' for trying one.
+ */
+const proxyFlags = () => [
+  ...(/^#!\S*env -S node(.*)$/.exec(readFileSync(join(ROOT, 'dist', 'cli.js'), 'utf8').split('\n', 1)[0] ?? '')?.[1] ?? '').split(' '),
+  ...(process.env.BENCH_PROXY_FLAGS ?? '').split(' '),
+].filter(Boolean);
 const WATCHDOG_MS = 9.5 * 60_000;
 const PARTNER_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
 const CALLER_UA = 'python-requests/2.32.3';
@@ -104,7 +110,7 @@ async function writeProxyConfig(name, { originPorts, stateDir, extra = {}, resol
 }
 
 /** Starts `node dist/cli.js start` pinned to the proxy core and waits for /readyz. */
-async function startProxy(cfg, { nodeFlags = PROXY_FLAGS, readyTimeoutMs = 20_000 } = {}) {
+async function startProxy(cfg, { nodeFlags = proxyFlags(), readyTimeoutMs = 20_000 } = {}) {
   const t0 = performance.now();
   const child = track(spawnPinned(PROXY_CPU, NODE, [...nodeFlags, join(ROOT, 'dist', 'cli.js'), 'start', '--config', cfg.file], { cwd: ROOT }));
   child.stdout.resume(); // warn-level JSON lines, if any
@@ -465,7 +471,7 @@ async function runProfile(id, cfg) {
   mkdirSync(dir, { recursive: true });
   const s = scenarios(cfg).find((x) => x.id === id);
   await awaitQuiet();
-  const proxy = await startProxy(cfg, { nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`] });
+  const proxy = await startProxy(cfg, { nodeFlags: [...proxyFlags(), '--cpu-prof', `--cpu-prof-dir=${dir}`] });
   let r;
   try {
     r = await runLoad(s.proxied, { proxy: { pid: proxy.pid } });
