@@ -1,6 +1,6 @@
 // YAML → schema (zod) → frozen Config with a compiled Policy. Every error names the field's path.
 import { readFileSync } from 'node:fs';
-import type { ServerOptions } from 'node:http';
+import type { Server, ServerOptions } from 'node:http';
 import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve as resolvePath, dirname } from 'node:path';
@@ -75,6 +75,12 @@ export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({ connect: 10_000, upstr
  */
 export function serverOptions(t: Timeouts): ServerOptions {
   return { keepAliveTimeout: t.idle, headersTimeout: t.headers, requestTimeout: 0, connectionsCheckingInterval: Math.min(1000, t.headers) };
+}
+
+/** On reload: the timeouts of serverOptions on a running server (Node reads them per connection and per check). */
+export function applyServerTimeouts(server: Server, t: Timeouts): void {
+  server.keepAliveTimeout = t.idle;
+  server.headersTimeout = t.headers;
 }
 
 /** Values from the command line or MDE_PARTNER_PROXY_* variables; they win over the file. */

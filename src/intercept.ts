@@ -6,13 +6,15 @@ import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { LeafIssuer } from './ca.js';
-import { serverOptions, type Timeouts } from './config.js';
+import { applyServerTimeouts, serverOptions, type Timeouts } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
 import type { RequestContext } from './forward.js';
 
 export interface Interceptor {
   /** Answers the CONNECT with 200, terminates TLS for host and serves the requests inside. */
   intercept(socket: Duplex, head: Buffer, ctx: RequestContext & { origin: NonNullable<RequestContext['origin']> }): Promise<void>;
+  /** Applies reloaded timeouts to the internal server. */
+  setTimeouts(t: Timeouts): void;
   /** Closes idle intercepted connections; busy ones end after their current response. */
   closeIdle(): void;
   /** Destroys every intercepted connection. */
@@ -39,12 +41,11 @@ function withHead(socket: Duplex, head: Buffer): Duplex {
 /** Creates the interceptor; onRequest is handleRequest bound to the live runtime. */
 export function createInterceptor(opts: {
   issuer: () => LeafIssuer;
-  timeouts: () => Timeouts;
+  timeouts: Timeouts;
   onRequest: (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => void;
 }): Interceptor {
   const contexts = new WeakMap<object, RequestContext>();
-  const t = opts.timeouts();
-  const server: Server = createServer(serverOptions(t), (req, res) => {
+  const server: Server = createServer(serverOptions(opts.timeouts), (req, res) => {
     const ctx = contexts.get(req.socket);
     if (ctx === undefined) return res.destroy();
     opts.onRequest(ctx, req, res);
@@ -87,6 +88,9 @@ export function createInterceptor(opts: {
       socket.on('error', () => tls.destroy());
       contexts.set(tls, ctx);
       server.emit('connection', tls);
+    },
+    setTimeouts(t) {
+      applyServerTimeouts(server, t);
     },
     closeIdle() {
       server.closeIdleConnections();

@@ -5,7 +5,7 @@ import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createLeafIssuer, loadOrCreateCa, type LeafIssuer, type LoadedCa } from './ca.js';
 import { nameConstraintDomains } from './catalogue.js';
-import { serverOptions, type Config, type ListenAddress } from './config.js';
+import { applyServerTimeouts, serverOptions, type Config, type ListenAddress } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
 import { noopObserver, type ProxyObserver } from './events.js';
 import { handleRequest, type RequestContext, type Runtime } from './forward.js';
@@ -86,7 +86,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   const servers: Server[] = [];
   const interceptor = createInterceptor({
     issuer: () => issuer,
-    timeouts: () => runtime.config.timeouts,
+    timeouts: config.timeouts,
     onRequest: (ctx, req, res) => {
       track(res);
       handleRequest(runtime, ctx, req, res);
@@ -165,6 +165,8 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       const nextAllowed = allowList(next.allowedClients);
       runtime = { config: next, upstream: createUpstream(next), observer };
       allowed = nextAllowed;
+      for (const s of servers) applyServerTimeouts(s, next.timeouts);
+      interceptor.setTimeouts(next.timeouts);
       if (next.reverse.length === config.reverse.length) reverseCtx = reverseContexts(next);
       setTimeout(() => void old.close(), next.timeouts.drain).unref();
     },
