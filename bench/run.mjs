@@ -159,38 +159,26 @@ async function awaitQuiet(maxMs = 15_000) {
 async function runLoad(loadOpts, watch = {}, { onProgress, timeoutMs = 180_000 } = {}) {
   const child = track(spawnPinned(CLIENT_CPU, NODE, [join(ROOT, 'bench', 'load.mjs'), JSON.stringify(loadOpts)]));
   const cpuOf = (w) => (w.tree ? treeCpuSeconds(w.pid) : cpuSeconds(w.pid));
-  const main0 = {};
-  const main1 = {};
-  const cpu0 = {};
-  const cpu1 = {};
+  /** The clocks read at each edge of the measured window. */
+  const reading = () => ({
+    us: process.hrtime.bigint() / 1000n,
+    busy: machineBusySeconds(),
+    ours: cpuSeconds(child.pid) + cpuSeconds(process.pid),
+    cpu: Object.fromEntries(Object.entries(watch).map(([k, w]) => [k, cpuOf(w)])),
+    main: Object.fromEntries(Object.entries(watch).map(([k, w]) => [k, mainThreadCpuSeconds(w.pid)])),
+  });
+  let r0;
+  let r1;
   let windowRequests = 0;
-  let hr0 = 0n;
-  let hr1 = 0n;
-  let busy0 = 0;
-  let busy1 = 0;
-  let ours0 = 0;
-  let ours1 = 0;
   const result = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`load generator timed out: ${child.stderrText.slice(-1000)}`)); }, timeoutMs);
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', jsonLines((ev) => {
       if (ev.event === 'measure-start') {
-        hr0 = process.hrtime.bigint() / 1000n;
-        busy0 = machineBusySeconds();
-        ours0 = cpuSeconds(child.pid) + cpuSeconds(process.pid);
-        for (const [k, w] of Object.entries(watch)) {
-          cpu0[k] = cpuOf(w);
-          main0[k] = mainThreadCpuSeconds(w.pid);
-          if (w.resetPeak) void resetPeakRss(w.pid);
-        }
+        r0 = reading();
+        for (const w of Object.values(watch)) if (w.resetPeak) void resetPeakRss(w.pid);
       } else if (ev.event === 'measure-end') {
-        hr1 = process.hrtime.bigint() / 1000n;
-        busy1 = machineBusySeconds();
-        ours1 = cpuSeconds(child.pid) + cpuSeconds(process.pid);
-        for (const [k, w] of Object.entries(watch)) {
-          cpu1[k] = cpuOf(w);
-          main1[k] = mainThreadCpuSeconds(w.pid);
-        }
+        r1 = reading();
         windowRequests = ev.requests;
       } else if (ev.event === 'progress') {
         onProgress?.(ev);
@@ -201,20 +189,17 @@ async function runLoad(loadOpts, watch = {}, { onProgress, timeoutMs = 180_000 }
     }));
     child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`load generator exited ${code}: ${child.stderrText.slice(-1000)}`)); });
   });
-  const cpuUsPerRequest = {};
-  const mainUsPerRequest = {};
-  for (const k of Object.keys(watch)) {
-    cpuUsPerRequest[k] = windowRequests > 0 ? ((cpu1[k] - cpu0[k]) * 1e6) / windowRequests : NaN;
-    mainUsPerRequest[k] = windowRequests > 0 ? ((main1[k] - main0[k]) * 1e6) / windowRequests : NaN;
-  }
+  r0 ??= reading();
+  r1 ??= r0;
+  const perRequest = (field) => Object.fromEntries(Object.keys(watch).map((k) => [k, windowRequests > 0 ? ((r1[field][k] - r0[field][k]) * 1e6) / windowRequests : NaN]));
   const peak = {};
   for (const [k, w] of Object.entries(watch)) peak[k] = statusKiB(w.pid, 'VmHWM');
   // CPU the rest of the machine used in the window (other sessions' builds and tests), in cores.
   let watched = 0;
-  for (const k of Object.keys(watch)) watched += cpu1[k] - cpu0[k];
-  const windowS = Number(hr1 - hr0) / 1e6;
-  const otherCores = windowS > 0 ? Math.max(0, busy1 - busy0 - (ours1 - ours0) - watched) / windowS : NaN;
-  return { ...result, cpuUsPerRequest, mainUsPerRequest, peakKiB: peak, windowUs: [Number(hr0), Number(hr1)], otherCores };
+  for (const k of Object.keys(watch)) watched += r1.cpu[k] - r0.cpu[k];
+  const windowS = Number(r1.us - r0.us) / 1e6;
+  const otherCores = windowS > 0 ? Math.max(0, r1.busy - r0.busy - (r1.ours - r0.ours) - watched) / windowS : NaN;
+  return { ...result, cpuUsPerRequest: perRequest('cpu'), mainUsPerRequest: perRequest('main'), peakKiB: peak, windowUs: [Number(r0.us), Number(r1.us)], otherCores };
 }
 
 // ---- scenarios -----------------------------------------------------------------------------------
