@@ -1,0 +1,145 @@
+// The UsageStore interface and its query shapes: what the recorder writes, what /usage, /usage/limits
+// and the report read. Backends (sqlite.ts, postgres.ts) are thin adapters behind it; the same
+// shared test suite runs against each. Times are epoch milliseconds, UTC.
+
+/** What the policy did with one API call (the same words as RequestAction in events.ts). */
+export type UsageAction = 'compliant' | 'rewritten' | 'rejected' | 'audited';
+export const USAGE_ACTIONS: readonly UsageAction[] = ['compliant', 'rewritten', 'rejected', 'audited'];
+
+/** The keys `/usage?by=` accepts; `day` and `hour` are UTC buckets written as ISO 8601 strings. */
+export type UsageBy = 'product' | 'tenant' | 'app' | 'api' | 'action' | 'day' | 'hour' | 'client';
+export const USAGE_BY: readonly UsageBy[] = ['product', 'tenant', 'app', 'api', 'action', 'day', 'hour', 'client'];
+
+/** Microsoft's throttling groups (limits.ts holds the table). */
+export type LimitGroup = 'api' | 'hunting' | 'incidents';
+export type LimitWindow = 'minute' | 'hour';
+
+/**
+ * One hour's counts for one combination of dimensions. The recorder merges exchanges into these
+ * in memory and hands them over in batches; a backend adds them to its hour and day tables.
+ */
+export interface UsageCount {
+  /** Start of the UTC hour (epoch ms, a multiple of 3,600,000). */
+  readonly hour: number;
+  readonly product: string;
+  /** Token `tid`, or 'unknown'. */
+  readonly tenant: string;
+  /** Token `appid` / `azp`, or 'unknown'. */
+  readonly app: string;
+  /** The catalogue's API label ('machines', 'security.alerts_v2', 'other'). */
+  readonly api: string;
+  readonly action: UsageAction;
+  /** The caller's address as the proxy saw it (IPv4-mapped IPv6 unwrapped). */
+  readonly client: string;
+  readonly calls: number;
+  /** Upstream answered 429. */
+  readonly throttled: number;
+  /** Any other failure: upstream 5xx, or a proxy error (502/504…) on a forwarded call. */
+  readonly errors: number;
+}
+
+/** Per product, one non-compliant caller (User-Agent family from one client address). */
+export interface CallerCount {
+  readonly product: string;
+  /** First product token without its version: 'python-requests', 'Go-http-client', '(none)', 'MdatpPartner-…'. */
+  readonly family: string;
+  readonly client: string;
+  readonly calls: number;
+  readonly firstSeen: number;
+  readonly lastSeen: number;
+}
+
+/** The highest count seen in one sliding window during one UTC hour, for one tenant/app/group. */
+export interface LimitPeak {
+  readonly hour: number;
+  readonly product: string;
+  readonly tenant: string;
+  readonly app: string;
+  /** Application display name from the token, when it had one ('' otherwise). */
+  readonly appName: string;
+  readonly group: LimitGroup;
+  readonly perMinute: number;
+  readonly perHour: number;
+  /** The limits in force when the peak was seen. */
+  readonly minuteLimit: number;
+  readonly hourLimit: number;
+  /** 429s in this hour, and the largest Retry-After seen (seconds; 0 when none). */
+  readonly throttled: number;
+  readonly maxRetryAfter: number;
+}
+
+/** One flush of the recorder. Every list may be empty. */
+export interface UsageBatch {
+  readonly counts: readonly UsageCount[];
+  readonly callers: readonly CallerCount[];
+  readonly peaks: readonly LimitPeak[];
+}
+
+/** A half-open time range [from, to), epoch ms. */
+export interface TimeRange {
+  readonly from: number;
+  readonly to: number;
+}
+
+export interface UsageQuery extends TimeRange {
+  readonly by: readonly UsageBy[];
+  /** At most this many rows (the answer says truncated when cut). */
+  readonly limit: number;
+}
+
+/** One `/usage` row: its `by` keys (strings) and the counts. */
+export type UsageRow = Record<string, string | number> & {
+  readonly calls: number;
+  readonly compliant: number;
+  readonly rewritten: number;
+  readonly rejected: number;
+  readonly audited: number;
+  readonly throttled: number;
+  readonly errors: number;
+};
+
+/** One `/usage/limits` row: the worst windows of one tenant/app/group over the range. */
+export interface LimitRow {
+  readonly product: string;
+  readonly tenant: string;
+  readonly app: string;
+  readonly appName: string;
+  readonly group: LimitGroup;
+  readonly perMinute: { readonly peak: number; readonly limit: number };
+  readonly perHour: { readonly peak: number; readonly limit: number };
+  readonly throttled: number;
+  readonly maxRetryAfter: number;
+}
+
+/** One non-compliant caller over a range (a product's top callers, by calls). */
+export interface CallerRow extends CallerCount {}
+
+export interface Page<T> {
+  readonly rows: readonly T[];
+  readonly truncated: boolean;
+}
+
+/** Retention in days for each table (usage.retentionDays). */
+export interface Retention {
+  readonly hours: number;
+  readonly days: number;
+}
+
+/** The store behind the recorder, the usage endpoints and the report. */
+export interface UsageStore {
+  /** 'sqlite' | 'postgres'; for logs and /healthz. */
+  readonly kind: string;
+  /** Opens the store and applies pending schema migrations. Rejects when the store cannot be used now. */
+  open(): Promise<void>;
+  /** Adds one batch in one transaction (all of it or none of it). */
+  write(batch: UsageBatch): Promise<void>;
+  /** Counts grouped by `by` over the range (hour table when `by` has 'hour' or the range is not whole days). */
+  usage(query: UsageQuery): Promise<Page<UsageRow>>;
+  /** Peaks per tenant/app/group over the range. */
+  limits(range: TimeRange & { readonly limit: number }): Promise<Page<LimitRow>>;
+  /** Non-compliant callers over the range, per product, most calls first (top 50 per product, the rest as family '(other)'). */
+  callers(range: TimeRange & { readonly limit: number }): Promise<Page<CallerRow>>;
+  /** Deletes hour rows older than retention.hours days and day rows older than retention.days days, relative to now. */
+  prune(now: number, retention: Retention): Promise<void>;
+  close(): Promise<void>;
+}
