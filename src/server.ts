@@ -5,7 +5,7 @@ import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createLeafIssuer, loadOrCreateCa, type LeafIssuer, type LoadedCa } from './ca.js';
 import { nameConstraintDomains } from './catalogue.js';
-import { applyServerTimeouts, serverOptions, type Config, type ListenAddress } from './config.js';
+import { applyServerLimits, applyServerTimeouts, serverOptions, type Config, type ListenAddress } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
 import { noopObserver, type ProxyObserver } from './events.js';
 import { handleRequest, type RequestContext, type Runtime } from './forward.js';
@@ -87,6 +87,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   const interceptor = createInterceptor({
     issuer: () => issuer,
     timeouts: config.timeouts,
+    limits: config.limits,
     onRequest: (ctx, req, res) => {
       track(res);
       handleRequest(runtime, ctx, req, res);
@@ -126,6 +127,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       socket.once('close', () => observer.connectionClose?.());
     });
     server.on('clientError', handleClientError);
+    applyServerLimits(server, config.limits);
     servers.push(server);
     return server;
   };
@@ -165,8 +167,12 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       const nextAllowed = allowList(next.allowedClients);
       runtime = { config: next, upstream: createUpstream(next), observer };
       allowed = nextAllowed;
-      for (const s of servers) applyServerTimeouts(s, next.timeouts);
+      for (const s of servers) {
+        applyServerTimeouts(s, next.timeouts);
+        applyServerLimits(s, next.limits);
+      }
       interceptor.setTimeouts(next.timeouts);
+      interceptor.setLimits(next.limits);
       if (next.reverse.length === config.reverse.length) reverseCtx = reverseContexts(next);
       setTimeout(() => void old.close(), next.timeouts.drain).unref();
     },
