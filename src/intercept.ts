@@ -46,6 +46,8 @@ export function createInterceptor(opts: {
   timeouts: Timeouts;
   limits: Limits;
   onRequest: (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => void;
+  /** Bytes the parser cannot read; the listeners' handler, so an exchange in flight is answered first. */
+  onClientError?: (err: NodeJS.ErrnoException, socket: Duplex) => void;
 }): Interceptor {
   const contexts = new WeakMap<object, RequestContext>();
   const server: Server = createServer(serverOptions(opts.timeouts), (req, res) => {
@@ -58,7 +60,7 @@ export function createInterceptor(opts: {
   // closeIdleConnections/closeAllConnections walk, so start it by hand.
   server.emit('listening');
   applyServerLimits(server, opts.limits);
-  server.on('clientError', handleClientError);
+  server.on('clientError', opts.onClientError ?? handleClientError);
   // A CONNECT inside an intercepted tunnel would escape the policy.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     writeRawError(socket, new ProxyError('BadRequest', 'CONNECT is not allowed inside an intercepted connection'));
