@@ -19,7 +19,7 @@ const DAY_MS = 86_400_000;
 
 /** Distinct count rows held between flushes (and while the store is down); beyond it new combinations count as tenant/app/client 'other'. */
 export const MAX_PENDING_COUNTS = 100_000;
-/** Distinct non-compliant callers held between flushes; beyond it they count as family '(other)'. */
+/** Distinct non-compliant callers held between flushes; beyond it they count as family '(other)', client ''. */
 export const MAX_PENDING_CALLERS = 5_000;
 /** Limit peaks of evicted or past-hour windows held between flushes. */
 export const MAX_PENDING_PEAKS = 50_000;
@@ -152,10 +152,11 @@ export function createRecorder(opts: RecorderOptions): Recorder {
     let row = into.get(key);
     if (row === undefined) {
       if (into.size >= MAX_PENDING_CALLERS) {
-        key = `${c.product}|(other)|(other)`;
+        // The store's own overflow row (family '(other)', client '') sums these with its past-top-50 callers.
+        key = `${c.product}|(other)|`;
         row = into.get(key);
         if (row === undefined) {
-          row = { ...c, family: '(other)', client: '(other)', calls: 0 };
+          row = { ...c, family: '(other)', client: '', calls: 0 };
           into.set(key, row);
         }
       } else {
