@@ -6,7 +6,7 @@ import { apiLabel, hostKind } from './catalogue.js';
 import type { Config } from './config.js';
 import { ProxyError, identityError, sendError, toProxyError } from './errors.js';
 import type { ProxyObserver, RequestAction, RequestMode } from './events.js';
-import { buildRequestHeaders, buildResponseHeaders, countHeader, getHeader } from './headers.js';
+import { buildRequestHeaders, buildResponseHeaders, countHeader, decideHead, getHeader } from './headers.js';
 import { decideIdentity, decidePlain, decideRequest, denialText, type Product } from './policy.js';
 import { formatAuthority, parseAbsoluteTarget, parseAuthority } from './target.js';
 import type { Upstream } from './upstream.js';
@@ -43,6 +43,9 @@ const refuse = (reason: string, refusal: ProxyError, host?: string): TargetDecis
 function resolveTarget(rt: Runtime, ctx: RequestContext, req: IncomingMessage): TargetDecision {
   const url = req.url ?? '/';
   const raw = req.rawHeaders;
+  const fault = decideHead(raw, rt.config.limits.maxHeaderCount);
+  // The rest of a refused head's message is never read: close after the answer.
+  if (fault !== undefined) return refuse('too-many-header-fields', new ProxyError(fault.code, fault.message, { headers: { connection: 'close' } }));
   if (ctx.origin === undefined) {
     const t = parseAbsoluteTarget(url);
     if (t === undefined) {
