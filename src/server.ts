@@ -11,7 +11,7 @@ import { guardObserver, type ProxyObserver } from './events.js';
 import { handleRequest, type RequestContext, type Runtime } from './forward.js';
 import { createInterceptor } from './intercept.js';
 import { handleConnect } from './tunnel.js';
-import { createUpstream } from './upstream.js';
+import { createUpstream, reuseOrCreateUpstream } from './upstream.js';
 
 export interface ListeningAddresses {
   readonly proxy: AddressInfo;
@@ -194,7 +194,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     reload(next) {
       const old = runtime.upstream;
       const nextAllowed = allowList(next.allowedClients);
-      runtime = { config: next, upstream: createUpstream(next), observer };
+      runtime = { config: next, upstream: reuseOrCreateUpstream(next, old), observer };
       allowed = nextAllowed;
       for (const s of servers) {
         applyServerTimeouts(s, next.timeouts);
@@ -203,7 +203,8 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       interceptor.setTimeouts(next.timeouts);
       interceptor.setLimits(next.limits);
       if (next.reverse.length === config.reverse.length) reverseCtx = reverseContexts(next);
-      setTimeout(() => void old.close(), next.timeouts.drain).unref();
+      // A replaced outbound side serves its in-flight requests for up to the drain timeout.
+      if (runtime.upstream !== old) setTimeout(() => void old.close(), next.timeouts.drain).unref();
     },
     async drain(timeoutMs) {
       draining = true;
