@@ -47,8 +47,6 @@ export interface ExchangeEvent {
   readonly error?: string;
   /** True when the client closed the connection before the response finished. */
   readonly aborted?: boolean;
-  /** Caller's address (IPv4-mapped IPv6 unwrapped); usage counts it per client. */
-  readonly client?: string;
   /** API calls: tenant from the bearer token (a lowercase GUID or 'unknown'; never the token). */
   readonly tenant?: string;
   /** API calls: application id from the bearer token (a lowercase GUID or 'unknown'). */

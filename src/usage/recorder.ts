@@ -249,7 +249,7 @@ export function createRecorder(opts: RecorderOptions): Recorder {
     const action = e.action as UsageAction;
     const tenant = e.tenant === undefined || e.tenant === UNKNOWN ? UNKNOWN : guidOrUnknown(e.tenant);
     const app = e.app === undefined || e.app === UNKNOWN ? UNKNOWN : guidOrUnknown(e.app);
-    const client = e.client ?? UNKNOWN;
+    const client = e.client === '' ? UNKNOWN : e.client;
     const throttled = e.status === 429;
     const error = !throttled && action !== 'rejected' && (e.status >= 500 || (e.error !== undefined && e.status !== 0));
     addCount(counts, { hour, product: e.product, tenant, app, api: e.api, action, client, calls: 1, throttled: throttled ? 1 : 0, errors: error ? 1 : 0 });
