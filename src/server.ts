@@ -7,7 +7,7 @@ import { createLeafIssuer, loadOrCreateCa, type LeafIssuer, type LoadedCa } from
 import { nameConstraintDomains } from './catalogue.js';
 import { applyServerLimits, applyServerTimeouts, serverOptions, type Config, type ListenAddress } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
-import { noopObserver, type ProxyObserver } from './events.js';
+import { guardObserver, type ProxyObserver } from './events.js';
 import { handleRequest, type RequestContext, type Runtime } from './forward.js';
 import { createInterceptor } from './intercept.js';
 import { handleConnect } from './tunnel.js';
@@ -76,7 +76,8 @@ export async function loadInterceptionCa(config: Config, observer: ProxyObserver
 
 /** Creates the proxy for a config; nothing listens until listen(). */
 export async function createProxy(config: Config, opts: { observer?: ProxyObserver } = {}): Promise<ProxyServer> {
-  const observer = opts.observer ?? noopObserver;
+  // The one guard: every event the proxy reports goes through it, so no observer fault reaches a request.
+  const observer = guardObserver(opts.observer ?? {});
   const { ca, issuer } = await loadInterceptionCa(config, observer);
   let runtime: Runtime = { config, upstream: createUpstream(config), observer };
   let allowed = allowList(config.allowedClients);

@@ -6,8 +6,8 @@ import { connect as netConnect, type Socket } from 'node:net';
 import type { Pool as UndiciPool, buildConnector as UndiciBuildConnector } from 'undici';
 // undici's index also loads fetch, WebSocket, caches and mocks; the proxy needs only Pool and the
 // connector. Importing those two files directly takes ~60 ms instead of ~150-240 ms at start-up.
-// They are not undici's documented entry points (src/undici-parts.d.ts types them): check them on
-// an undici upgrade.
+// They are not undici's documented entry points (src/undici-parts.d.ts types them; package.json
+// pins undici to one minor; test/unit/undici-parts.test.ts fails if a release moves them).
 import PoolClass from 'undici/lib/dispatcher/pool.js';
 import buildConnectorFn from 'undici/lib/core/connect.js';
 import type { Config } from './config.js';
@@ -74,8 +74,8 @@ export function createUpstream(config: Config, previousTrust?: UpstreamTrust): U
   const plainConnector = buildConnector(base as UndiciBuildConnector.BuildOptions);
 
   const refuseDestination = (host: string, port: number): ProxyError | undefined => {
-    const denied = decideDestination(policy, host, port);
-    return denied === undefined ? undefined : new ProxyError('DestinationDenied', `${formatAuthority({ host, port })} refused: ${denialText(denied.reason, port)}`);
+    const destination = decideDestination(policy, host, port);
+    return destination.action === 'allow' ? undefined : new ProxyError('DestinationDenied', `${formatAuthority({ host, port })} refused: ${denialText(destination.reason, port)}`);
   };
 
   const viaProxy = (host: string): boolean => proxy !== undefined && !matchesNoProxy(config.upstream.noProxy, host);
