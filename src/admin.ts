@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type pino from 'pino';
 import type { Registry } from 'prom-client';
+import type { ReportResponse } from './usage/evidence.js';
 
 export interface AdminServer {
   listen(port: number, host: string): Promise<AddressInfo>;
@@ -19,6 +20,8 @@ export interface AdminServer {
 export interface AdminOptions {
   registry: Registry;
   logger?: pino.Logger;
+  /** `GET /report` (usage/evidence.ts createReportRoute); 404 when absent. */
+  report?: (query: URLSearchParams) => Promise<ReportResponse>;
 }
 
 type ReadyStatus = 'starting' | 'ready' | 'draining';
@@ -62,7 +65,7 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const path = targetPath(req.url);
     if (path === undefined) return sendError(res, 400, 'BadRequest', 'Malformed request target.');
-    const route = ROUTES.has(path) ? path : undefined;
+    const route = ROUTES.has(path) || (path === '/report' && opts.report !== undefined) ? path : undefined;
     if (route === undefined) return sendError(res, 404, 'NotFound', 'Admin endpoints: /metrics, /livez, /readyz, /healthz.');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return sendError(res, 405, 'MethodNotAllowed', 'Use GET or HEAD.', { Allow: 'GET, HEAD' });
@@ -76,6 +79,10 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
       }
       case '/livez':
         return send(res, 200, TEXT_TYPE, 'ok\n');
+      case '/report': {
+        const r = await opts.report!(new URLSearchParams((req.url ?? '').split('?')[1] ?? ''));
+        return send(res, r.status, r.contentType, r.body, r.headers);
+      }
       case '/readyz': {
         const status = readyStatus();
         return sendJson(res, status === 'ready' ? 200 : 503, { status });
