@@ -6,7 +6,7 @@ import { apiLabel, hostKind } from './catalogue.js';
 import type { Config } from './config.js';
 import { ProxyError, sendError, toProxyError } from './errors.js';
 import type { ProxyObserver, RequestAction, RequestMode } from './events.js';
-import { buildRequestHeaders, buildResponseHeaders, countHeader, getHeader } from './headers.js';
+import { buildRequestHeaders, buildResponseHeaders, countHeader, decideHead, getHeader } from './headers.js';
 import { decideIdentity, decidePlain, decideRequest, denialText, type Product } from './policy.js';
 import { formatAuthority, parseAbsoluteTarget, parseAuthority } from './target.js';
 import type { Upstream } from './upstream.js';
@@ -47,6 +47,9 @@ interface Target { scheme: 'http' | 'https'; host: string; port: number; path: s
 function resolveTarget(rt: Runtime, ctx: RequestContext, req: IncomingMessage): Target | ProxyError {
   const url = req.url ?? '/';
   const raw = req.rawHeaders;
+  const fault = decideHead(raw, rt.config.limits.maxHeaderCount);
+  // The rest of a refused head's message is never read: close after the answer.
+  if (fault !== undefined) return new ProxyError(fault.code, fault.message, { headers: { connection: 'close' } });
   if (ctx.origin === undefined) {
     const t = parseAbsoluteTarget(url);
     if (t === undefined) {

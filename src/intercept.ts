@@ -6,7 +6,7 @@ import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { LeafIssuer } from './ca.js';
-import { applyServerTimeouts, serverOptions, type Timeouts } from './config.js';
+import { applyServerLimits, applyServerTimeouts, serverOptions, type Limits, type Timeouts } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
 import type { RequestContext } from './forward.js';
 
@@ -15,6 +15,8 @@ export interface Interceptor {
   intercept(socket: Duplex, head: Buffer, ctx: RequestContext & { origin: NonNullable<RequestContext['origin']> }): Promise<void>;
   /** Applies reloaded timeouts to the internal server. */
   setTimeouts(t: Timeouts): void;
+  /** Applies reloaded head limits to the internal server. */
+  setLimits(l: Limits): void;
   /** Closes idle intercepted connections; busy ones end after their current response. */
   closeIdle(): void;
   /** Destroys every intercepted connection. */
@@ -42,7 +44,10 @@ function withHead(socket: Duplex, head: Buffer): Duplex {
 export function createInterceptor(opts: {
   issuer: () => LeafIssuer;
   timeouts: Timeouts;
+  limits: Limits;
   onRequest: (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => void;
+  /** Bytes the parser cannot read; the listeners' handler, so an exchange in flight is answered first. */
+  onClientError?: (err: NodeJS.ErrnoException, socket: Duplex) => void;
 }): Interceptor {
   const contexts = new WeakMap<object, RequestContext>();
   const server: Server = createServer(serverOptions(opts.timeouts), (req, res) => {
@@ -54,7 +59,8 @@ export function createInterceptor(opts: {
   // tracking on 'listening', and that tracking is what enforces headersTimeout (slowloris) and what
   // closeIdleConnections/closeAllConnections walk, so start it by hand.
   server.emit('listening');
-  server.on('clientError', handleClientError);
+  applyServerLimits(server, opts.limits);
+  server.on('clientError', opts.onClientError ?? handleClientError);
   // A CONNECT inside an intercepted tunnel would escape the policy.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     writeRawError(socket, new ProxyError('BadRequest', 'CONNECT is not allowed inside an intercepted connection'));
@@ -91,6 +97,9 @@ export function createInterceptor(opts: {
     },
     setTimeouts(t) {
       applyServerTimeouts(server, t);
+    },
+    setLimits(l) {
+      applyServerLimits(server, l);
     },
     closeIdle() {
       server.closeIdleConnections();

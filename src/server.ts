@@ -5,7 +5,7 @@ import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createLeafIssuer, loadOrCreateCa, type LeafIssuer, type LoadedCa } from './ca.js';
 import { nameConstraintDomains } from './catalogue.js';
-import { applyServerTimeouts, serverOptions, type Config, type ListenAddress } from './config.js';
+import { applyServerLimits, applyServerTimeouts, serverOptions, type Config, type ListenAddress } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
 import { noopObserver, type ProxyObserver } from './events.js';
 import { handleRequest, type RequestContext, type Runtime } from './forward.js';
@@ -83,14 +83,20 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   let draining = false;
 
   const inFlight = new Set<ServerResponse>();
+  /** Exchanges not yet ended, per client connection (a listener's socket or an intercepted TLS socket). */
+  const perSocket = new WeakMap<object, Set<ServerResponse>>();
+  /** Connections that sent bytes the parser could not read behind an exchange: closed once it ends. */
+  const refusing = new WeakSet<object>();
   const servers: Server[] = [];
   const interceptor = createInterceptor({
     issuer: () => issuer,
     timeouts: config.timeouts,
+    limits: config.limits,
     onRequest: (ctx, req, res) => {
       track(res);
       handleRequest(runtime, ctx, req, res);
     },
+    onClientError: (err, socket) => clientError(err, socket),
   });
   const closeIdle = (): void => {
     for (const s of servers) s.closeIdleConnections();
@@ -100,10 +106,33 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   const track = (res: ServerResponse): void => {
     if (draining) res.shouldKeepAlive = false;
     inFlight.add(res);
+    const socket = res.req.socket;
+    let open = perSocket.get(socket);
+    if (open === undefined) perSocket.set(socket, (open = new Set()));
+    open.add(res);
+    if (refusing.has(socket)) res.shouldKeepAlive = false;
     res.once('close', () => {
       inFlight.delete(res);
+      open.delete(res);
+      if (open.size === 0 && refusing.has(socket)) (socket as Socket).destroySoon();
       if (draining) setImmediate(closeIdle);
     });
+  };
+  /**
+   * Bytes the parser cannot read. With no exchange open on the connection: the 400/408/431 answer.
+   * Behind exchanges whose requests arrived whole: those are answered (with Connection: close if not
+   * yet begun), nothing is written for the bad bytes, and the connection closes after the last one,
+   * so a raw error never lands inside a body. A request cut by the error is never completed upstream:
+   * the connection is destroyed, which aborts it.
+   */
+  const clientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    const open = perSocket.get(socket);
+    if (open === undefined || open.size === 0) return handleClientError(err, socket);
+    refusing.add(socket);
+    for (const res of open) {
+      if (!res.req.complete) return void socket.destroy();
+      if (!res.headersSent) res.shouldKeepAlive = false;
+    }
   };
   const denied = new WeakSet<object>();
   const connectSockets = new Set<Duplex>();
@@ -125,7 +154,8 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       observer.connectionOpen?.();
       socket.once('close', () => observer.connectionClose?.());
     });
-    server.on('clientError', handleClientError);
+    server.on('clientError', clientError);
+    applyServerLimits(server, config.limits);
     servers.push(server);
     return server;
   };
@@ -165,8 +195,12 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       const nextAllowed = allowList(next.allowedClients);
       runtime = { config: next, upstream: createUpstream(next), observer };
       allowed = nextAllowed;
-      for (const s of servers) applyServerTimeouts(s, next.timeouts);
+      for (const s of servers) {
+        applyServerTimeouts(s, next.timeouts);
+        applyServerLimits(s, next.limits);
+      }
       interceptor.setTimeouts(next.timeouts);
+      interceptor.setLimits(next.limits);
       if (next.reverse.length === config.reverse.length) reverseCtx = reverseContexts(next);
       setTimeout(() => void old.close(), next.timeouts.drain).unref();
     },
