@@ -95,7 +95,10 @@ footer{padding-bottom:32px;font-size:.9rem;color:${PALETTE.muted}}
  thead{display:table-header-group}
  thead th{position:static}
  tr,li,.headline,figure{break-inside:avoid}
- th,td{white-space:normal;overflow-wrap:anywhere}
+ table{font-size:8.5pt}
+ th,td{padding:3pt 4pt;white-space:normal}
+ td.num,th.num{white-space:nowrap}
+ tfoot{display:table-row-group}
  a{color:${PALETTE.text};text-decoration:none}
 }
 `;
