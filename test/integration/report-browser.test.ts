@@ -1,3 +1,4 @@
+/// <reference lib="dom" />
 // The report page in a real browser: Debian's chromium driven by playwright-core (no browser
 // download). Known traffic goes through a running proxy (the bundled CLI); the test loads /report,
 // reads the figures from the DOM and checks them against /usage, checks that the page asked no
