@@ -33,9 +33,11 @@ export class ReportInputError extends Error {
   }
 }
 
-/** Every enforced host pattern of a catalogue: exact names, then '*.suffix' rules, each sorted. */
+/** Every enforced host pattern of a catalogue: the built-in names in catalogue order, '*.suffix' rules, then extraHosts. */
 export function enforcedHosts(catalogue: Catalogue): string[] {
-  return [...[...catalogue.exact.keys()].sort(), ...[...catalogue.suffixes.keys()].map((s) => `*.${s}`).sort()];
+  const extras = new Set(catalogue.extraHosts);
+  const builtIn = [...catalogue.exact.keys(), ...[...catalogue.suffixes.keys()].map((s) => `*.${s}`)].filter((h) => !extras.has(h));
+  return [...builtIn, ...catalogue.extraHosts];
 }
 
 /** Subject and validity of a PEM certificate, or undefined when it cannot be parsed. */
