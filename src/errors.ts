@@ -46,6 +46,22 @@ export class ProxyError extends Error {
   }
 }
 
+/** Why a caller could not be bound to a product by its proxy credentials (policy.decideIdentity). */
+export type IdentityFailure = 'missing-credentials' | 'invalid-credentials' | 'unsupported-scheme';
+
+const IDENTITY_MESSAGES: Readonly<Record<IdentityFailure, string>> = {
+  'missing-credentials': 'This proxy requires Proxy-Authorization: Basic with a product\'s user name and password',
+  'invalid-credentials': 'The proxy credentials are not valid for any configured product',
+  'unsupported-scheme': 'Only the Basic scheme is supported for Proxy-Authorization',
+};
+
+/** The 407 every identity failure becomes (RFC 9110 §15.5.8 requires Proxy-Authenticate). */
+export function identityError(reason: IdentityFailure): ProxyError {
+  return new ProxyError('ProxyAuthenticationRequired', IDENTITY_MESSAGES[reason], {
+    headers: { 'proxy-authenticate': 'Basic realm="mde-partner-proxy", charset="UTF-8"' },
+  });
+}
+
 const SOCKET_ERRORS: Readonly<Record<string, ErrorCode>> = {
   ECONNREFUSED: 'UpstreamUnreachable',
   EDESTDENIED: 'DestinationDenied',

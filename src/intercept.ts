@@ -10,9 +10,15 @@ import { applyServerLimits, applyServerTimeouts, serverOptions, type Limits, typ
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
 import type { RequestContext } from './forward.js';
 
+/** The answer that opens a tunnel (RFC 9110 §9.3.6: any 2xx; no body). */
+export const CONNECT_ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
+
+/** How an interception began: TLS offered, the client gone first, or the refusal written to the client. */
+export type InterceptStart = 'established' | 'client-gone' | ProxyError;
+
 export interface Interceptor {
   /** Answers the CONNECT with 200, terminates TLS for host and serves the requests inside. */
-  intercept(socket: Duplex, head: Buffer, ctx: RequestContext & { origin: NonNullable<RequestContext['origin']> }): Promise<void>;
+  intercept(socket: Duplex, head: Buffer, ctx: RequestContext & { origin: NonNullable<RequestContext['origin']> }): Promise<InterceptStart>;
   /** Applies reloaded timeouts to the internal server. */
   setTimeouts(t: Timeouts): void;
   /** Applies reloaded head limits to the internal server. */
@@ -76,11 +82,12 @@ export function createInterceptor(opts: {
       try {
         secureContext = await opts.issuer().secureContextFor(host);
       } catch (err) {
-        writeRawError(socket, new ProxyError('InternalError', `cannot issue a certificate for ${host}: ${(err as Error).message}`));
-        return;
+        const refusal = new ProxyError('InternalError', `cannot issue a certificate for ${host}: ${(err as Error).message}`);
+        writeRawError(socket, refusal);
+        return refusal;
       }
-      if (socket.destroyed) return;
-      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (socket.destroyed) return 'client-gone';
+      socket.write(CONNECT_ESTABLISHED);
       const tls = new TLSSocket(withHead(socket, head) as Socket, {
         isServer: true,
         secureContext,
@@ -94,6 +101,7 @@ export function createInterceptor(opts: {
       socket.on('error', () => tls.destroy());
       contexts.set(tls, ctx);
       server.emit('connection', tls);
+      return 'established';
     },
     setTimeouts(t) {
       applyServerTimeouts(server, t);

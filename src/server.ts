@@ -7,11 +7,11 @@ import { createLeafIssuer, loadOrCreateCa, type LeafIssuer, type LoadedCa } from
 import { nameConstraintDomains } from './catalogue.js';
 import { applyServerLimits, applyServerTimeouts, serverOptions, type Config, type ListenAddress } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
-import { noopObserver, type ProxyObserver } from './events.js';
+import { guardObserver, type ProxyObserver } from './events.js';
 import { handleRequest, type RequestContext, type Runtime } from './forward.js';
 import { createInterceptor } from './intercept.js';
 import { handleConnect } from './tunnel.js';
-import { createUpstream } from './upstream.js';
+import { createUpstream, reuseOrCreateUpstream } from './upstream.js';
 
 export interface ListeningAddresses {
   readonly proxy: AddressInfo;
@@ -76,7 +76,8 @@ export async function loadInterceptionCa(config: Config, observer: ProxyObserver
 
 /** Creates the proxy for a config; nothing listens until listen(). */
 export async function createProxy(config: Config, opts: { observer?: ProxyObserver } = {}): Promise<ProxyServer> {
-  const observer = opts.observer ?? noopObserver;
+  // The one guard: every event the proxy reports goes through it, so no observer fault reaches a request.
+  const observer = guardObserver(opts.observer ?? {});
   const { ca, issuer } = await loadInterceptionCa(config, observer);
   let runtime: Runtime = { config, upstream: createUpstream(config), observer };
   let allowed = allowList(config.allowedClients);
@@ -193,7 +194,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     reload(next) {
       const old = runtime.upstream;
       const nextAllowed = allowList(next.allowedClients);
-      runtime = { config: next, upstream: createUpstream(next), observer };
+      runtime = { config: next, upstream: reuseOrCreateUpstream(next, old), observer };
       allowed = nextAllowed;
       for (const s of servers) {
         applyServerTimeouts(s, next.timeouts);
@@ -202,7 +203,8 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       interceptor.setTimeouts(next.timeouts);
       interceptor.setLimits(next.limits);
       if (next.reverse.length === config.reverse.length) reverseCtx = reverseContexts(next);
-      setTimeout(() => void old.close(), next.timeouts.drain).unref();
+      // A replaced outbound side serves its in-flight requests for up to the drain timeout.
+      if (runtime.upstream !== old) setTimeout(() => void old.close(), next.timeouts.drain).unref();
     },
     async drain(timeoutMs) {
       draining = true;

@@ -58,6 +58,15 @@ function handler(received: Received[], timers: Set<NodeJS.Timeout>) {
         servername: (req.socket as TLSSocket).servername || undefined,
       };
       received.push(r);
+      if (r.url.startsWith('/trailers')) {
+        // A chunked body followed by trailer fields (RFC 9112 §7.1.2), for relaying tests.
+        res.writeHead(200, { 'content-type': 'text/plain', trailer: 'X-Checksum, X-Records' });
+        res.write('first chunk;');
+        res.write('second chunk');
+        res.addTrailers([['X-Checksum', 'sha256-abc'], ['X-Records', '2']]);
+        res.end();
+        return;
+      }
       const bytes = /^\/bytes\/(\d+)/.exec(r.url)?.[1];
       if (bytes !== undefined) return void streamBytes(res, Number(bytes));
       const status = /^\/status\/(\d{3})/.exec(r.url)?.[1];
