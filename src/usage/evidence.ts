@@ -4,6 +4,7 @@
 
 import { X509Certificate } from 'node:crypto';
 import type { Catalogue } from '../catalogue.js';
+import type { AdminRoute, RouteResponse } from '../admin.js';
 import type { Config } from '../config.js';
 import { renderHtml } from './html.js';
 import { buildReport, reportCsv, reportJson, type CaFacts, type ReportFacts, type ReportModel, type ReportRows, type ReportSource } from './report.js';
@@ -136,13 +137,6 @@ export function renderReport(model: ReportModel, format: ReportFormat): Rendered
   }
 }
 
-/** What `GET /report` answers. */
-export interface ReportResponse {
-  readonly status: number;
-  readonly contentType: string;
-  readonly body: string;
-  readonly headers?: Readonly<Record<string, string>>;
-}
 
 export interface ReportRouteOptions {
   /** The store the recorder writes; undefined when `usage.store` is none. */
@@ -158,7 +152,7 @@ const errorBody = (code: string, message: string, target?: string): string =>
   `${JSON.stringify({ error: { code, message, ...(target !== undefined ? { target } : {}) } })}\n`;
 
 /** The `GET /report?from=&to=&format=` handler: a report from the store, or a JSON error. */
-export function createReportRoute(opts: ReportRouteOptions): (query: URLSearchParams) => Promise<ReportResponse> {
+export function createReportRoute(opts: ReportRouteOptions): AdminRoute {
   const now = opts.now ?? Date.now;
   return async (query) => {
     let range: TimeRange;
@@ -175,12 +169,12 @@ export function createReportRoute(opts: ReportRouteOptions): (query: URLSearchPa
       range = parseRange(single('from'), single('to'), at);
       format = parseFormat(single('format'));
     } catch (e) {
-      if (e instanceof ReportInputError) return { status: 400, contentType: 'application/json; charset=utf-8', body: errorBody('BadRequest', e.message, e.field) };
+      if (e instanceof ReportInputError) return { status: 400, type: 'application/json; charset=utf-8', body: errorBody('BadRequest', e.message, e.field) };
       throw e;
     }
     const store = opts.store();
     if (store === undefined) {
-      return { status: 503, contentType: 'application/json; charset=utf-8',
+      return { status: 503, type: 'application/json; charset=utf-8',
         body: errorBody('UsageStoreUnavailable', 'The usage store is off (usage.store: none) or not open yet, so there is no report; see /healthz and the proxy log.') };
     }
     let rows: ReportRows;
@@ -188,12 +182,12 @@ export function createReportRoute(opts: ReportRouteOptions): (query: URLSearchPa
       rows = await rowsFromStore(store, range);
     } catch (e) {
       opts.onStoreError?.(e);
-      return { status: 503, contentType: 'application/json; charset=utf-8',
+      return { status: 503, type: 'application/json; charset=utf-8',
         body: errorBody('UsageStoreUnavailable', `The usage store (${store.kind}) failed to answer${typeof (e as { code?: unknown }).code === 'string' ? ` (${(e as { code: string }).code})` : ''}; see the proxy log.`) };
     }
     const model = reportModel(opts.facts(), rows, range, { kind: 'store', name: store.kind }, now());
     const rendered = renderReport(model, format);
     const headers: Record<string, string> = format === 'html' ? {} : { 'Content-Disposition': `inline; filename="${rendered.filename}"` };
-    return { status: 200, contentType: rendered.contentType, body: rendered.body, headers };
+    return { status: 200, type: rendered.contentType, body: rendered.body, headers } satisfies RouteResponse;
   };
 }

@@ -11,7 +11,7 @@ const servers: AdminServer[] = [];
 
 async function admin(withReport: boolean): Promise<string> {
   const server = createAdminServer({ registry: new Registry(),
-    ...(withReport ? { report: createReportRoute({ store: () => undefined, facts: () => staticFacts(config, undefined, '0.0.0-test') }) } : {}) });
+    ...(withReport ? { routes: new Map([['/report', createReportRoute({ store: () => undefined, facts: () => staticFacts(config, undefined, '0.0.0-test') })]]) } : {}) });
   servers.push(server);
   const { port } = await server.listen(0, '127.0.0.1');
   return `http://127.0.0.1:${port}`;
