@@ -11,6 +11,7 @@ export const ERRORS = {
   DestinationDenied: { status: 403, proxyStatus: 'destination_ip_prohibited' },
   PartnerUserAgentRequired: { status: 403, proxyStatus: 'http_request_denied' },
   MisdirectedRequest: { status: 421, proxyStatus: 'http_request_denied' },
+  PlainHttpExpected: { status: 400, proxyStatus: 'http_protocol_error' },
   RequestHeaderFieldsTooLarge: { status: 431, proxyStatus: 'http_request_error' },
   RequestHeaderTimeout: { status: 408, proxyStatus: 'http_request_error' },
   UpstreamUnreachable: { status: 502, proxyStatus: 'destination_unavailable' },
