@@ -3,6 +3,10 @@
 import { EnvHttpProxyAgent, ProxyAgent, request } from 'undici';
 import { headerValues, startOrigin, type Origin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pythonWithRequests, run } from '../helpers/child.js';
 import { jsonBodyOf, openTunnel, rawExchange, requestOver, statusOf } from '../helpers/raw.js';
 
 const PARTNER_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
@@ -117,3 +121,67 @@ describe('plain HTTP inside a CONNECT tunnel', () => {
     expect(jsonBodyOf(res)).toMatchObject({ error: { code: 'DestinationDenied' } });
   });
 });
+
+describe('real clients reach a plain-HTTP extraHosts origin with the partner User-Agent', () => {
+  const url = `http://${PLAIN_HOST}/api/machines`;
+  const expectPartnerUa = (before: number): void => {
+    expect(plainOrigin.received.length).toBe(before + 1);
+    expect(plainOrigin.last().url).toBe('/api/machines');
+    expect(lastUserAgents()).toEqual([PARTNER_UA]);
+  };
+
+  it('curl (absolute-form)', async () => {
+    const before = plainOrigin.received.length;
+    const r = await run('curl', ['-sS', '--fail-with-body', '-x', proxy.url, '-A', 'curl/8', url]);
+    expect(r.code).toBe(0);
+    expectPartnerUa(before);
+  });
+
+  it('curl --proxytunnel (CONNECT host:80)', async () => {
+    const before = plainOrigin.received.length;
+    const r = await run('curl', ['-sS', '--fail-with-body', '-p', '-x', proxy.url, url]);
+    expect(r.code).toBe(0);
+    expectPartnerUa(before);
+  });
+
+  it('Python requests (absolute-form)', async () => {
+    const before = plainOrigin.received.length;
+    const script = 'import sys, requests\nr = requests.get(sys.argv[1], proxies={"http": sys.argv[2]}, timeout=10)\nprint(r.status_code)';
+    const r = await run(pythonWithRequests(), ['-c', script, url, proxy.url]);
+    expect(r.stdout.trim()).toBe('200');
+    expectPartnerUa(before);
+  });
+
+  it('Python httpx (absolute-form)', async () => {
+    const before = plainOrigin.received.length;
+    // httpx 0.26+ takes proxy=, older releases (Debian 12 ships 0.23) proxies=.
+    const script = [
+      'import sys, httpx',
+      'try:\n    c = httpx.Client(proxy=sys.argv[2], timeout=10)',
+      'except TypeError:\n    c = httpx.Client(proxies={"http://": sys.argv[2]}, timeout=10)',
+      'print(c.get(sys.argv[1]).status_code)',
+    ].join('\n');
+    const r = await run('/usr/bin/python3', ['-c', script, url, proxy.url]);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('200');
+    expectPartnerUa(before);
+  });
+
+  it('Java HttpClient (absolute-form)', async () => {
+    const before = plainOrigin.received.length;
+    const dir = mkdtempSync(join(tmpdir(), 'mpp-java-'));
+    const source = join(dir, 'Plain.java');
+    writeFileSync(source, [
+      'import java.net.*; import java.net.http.*;',
+      'public class Plain { public static void main(String[] a) throws Exception {',
+      '  URI p = URI.create(a[1]);',
+      '  HttpClient c = HttpClient.newBuilder().proxy(ProxySelector.of(new InetSocketAddress(p.getHost(), p.getPort()))).build();',
+      '  HttpResponse<String> r = c.send(HttpRequest.newBuilder(URI.create(a[0])).build(), HttpResponse.BodyHandlers.ofString());',
+      '  System.out.println(r.statusCode()); } }',
+    ].join('\n'));
+    const r = await run('java', [source, url, proxy.url], { timeoutMs: 60_000 });
+    expect(r.stdout.trim()).toBe('200');
+    expectPartnerUa(before);
+  }, 70_000);
+});
+
