@@ -76,18 +76,18 @@ async function underReloads(dispatcher: ProxyAgent, n: number): Promise<{ status
   return { statuses, reloads };
 }
 
-it('serves 3,000 requests with 0 failures through a reload every 300 ms, RSS within 20%', async () => {
+it('serves 2,000 requests with 0 failures through a reload every 300 ms, RSS within 20%', async () => {
   const dispatcher = new ProxyAgent({ uri: p.proxyUrl, requestTls: { ca: readFileSync(p.caFile, 'utf8') } });
   try {
     // Warm-up under the same load and reloads, so the heap has grown to its working size first.
-    // (Measured: the heap keeps growing for the first ~3,000 requests with or without reloads.)
-    expect((await underReloads(dispatcher, 3000)).statuses.filter((s) => s !== 200)).toEqual([]);
+    // (Measured: the heap keeps growing for the first few thousand requests, with or without reloads.)
+    expect((await underReloads(dispatcher, 2500)).statuses.filter((s) => s !== 200)).toEqual([]);
     await sleep(500);
     const before = p.rss();
-    const { statuses, reloads } = await underReloads(dispatcher, 3000);
+    const { statuses, reloads } = await underReloads(dispatcher, 2000);
     await sleep(500);
     const after = p.rss();
-    process.stdout.write(`reload storm: ${reloads} reloads during 3000 requests; RSS ${(before / 2 ** 20).toFixed(1)} -> ${(after / 2 ** 20).toFixed(1)} MiB\n`);
+    process.stdout.write(`reload storm: ${reloads} reloads during 2000 requests; RSS ${(before / 2 ** 20).toFixed(1)} -> ${(after / 2 ** 20).toFixed(1)} MiB\n`);
     expect(statuses.filter((s) => s !== 200)).toEqual([]);
     expect(reloads).toBeGreaterThanOrEqual(5);
     expect(after).toBeLessThan(before * 1.2);
