@@ -23,11 +23,16 @@ import { ERRORS } from './errors.js';
 import { combineObservers } from './events.js';
 import { createLogObserver, createLogger, flushLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
-import { decideConnect, decideIdentity, decideRequest, resolveDestination } from './policy.js';
+import { decideConnect, decideRequest, resolveDestination } from './policy.js';
 import { createProxy } from './server.js';
 import { formatAuthority, parseAbsoluteTarget } from './target.js';
 import { parsePartnerUserAgent } from './user-agent.js';
 import { runReport, type ReportCommandArgs } from './usage/report-command.js';
+import { attributeToken, decideBinding, guidOrUnknown, isGuid } from './usage/attribution.js';
+import { usageRoutes } from './usage/endpoints.js';
+import { openStoreFor, storeFactory } from './usage/open-store.js';
+import { createRecorder } from './usage/recorder.js';
+import { describeStore } from './usage/usage-config.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const ENV_PREFIX = 'MDE_PARTNER_PROXY';
@@ -40,6 +45,7 @@ interface CommonArgs {
   userAgent?: string;
   logLevel?: string;
   stateDir?: string;
+  usageStore?: string;
 }
 
 const out = (s: string): boolean => process.stdout.write(`${s}\n`);
@@ -54,6 +60,7 @@ function overridesOf(args: CommonArgs): ConfigOverrides {
     ...(args.userAgent !== undefined ? { userAgent: args.userAgent } : {}),
     ...(args.logLevel !== undefined ? { logLevel: args.logLevel } : {}),
     ...(args.stateDir !== undefined ? { stateDir: args.stateDir } : {}),
+    ...(args.usageStore !== undefined ? { usageStore: args.usageStore } : {}),
   };
 }
 
@@ -82,15 +89,19 @@ async function start(args: CommonArgs): Promise<void> {
   const config = configFrom(args);
   const logger = createLogger({ level: config.log.level });
   const registry = new Registry();
-  const metrics = createMetrics({ registry, products: config.policy.products.map((p) => p.id), apiLabels: API_LABELS, version: VERSION, upstreamErrorCodes: Object.keys(ERRORS).filter((c) => c.startsWith('Upstream') || c === 'DestinationDenied') });
-  const observer = combineObservers(metrics.observer, createLogObserver(logger));
+  const metrics = createMetrics({ registry, products: config.policy.products.map((p) => p.id), apiLabels: API_LABELS, version: VERSION, upstreamErrorCodes: Object.keys(ERRORS).filter((c) => c.startsWith('Upstream') || c === 'DestinationDenied'),
+    usage: { metricTenants: config.usage.metricTenants, utilisation: (products) => recorder.utilisation(products) } });
+  // Usage evidence: counted on the request path in memory, written to the store off it.
+  const recorder = createRecorder({ usage: config.usage, createStore: storeFactory(config.usage.store, logger), logger,
+    storeName: describeStore(config.usage.store), onStoreError: () => metrics.usageStoreError() });
+  const observer = combineObservers(metrics.observer, createLogObserver(logger), recorder.observer);
   if (config.exampleIdentity) {
     const warning = `Using Microsoft's documented EXAMPLE identity ${config.policy.products[0]!.userAgent}: calls will be attributed to Contoso, not to your product. Set --user-agent or products in a config file.`;
     logger.warn({ event: 'example-identity' }, warning);
     err(`WARNING: ${warning}`);
   }
   const proxy = await createProxy(config, { observer });
-  const admin = config.admin === undefined ? undefined : createAdminServer({ registry, logger });
+  const admin = config.admin === undefined ? undefined : createAdminServer({ registry, logger, routes: usageRoutes(recorder, { logger }) });
   const addresses = await proxy.listen().catch(listenFailure('proxy'));
   const adminAddress = admin && config.admin ? await admin.listen(config.admin.port, config.admin.host).catch(listenFailure('admin')) : undefined;
   admin?.setReady(true);
@@ -134,6 +145,8 @@ async function start(args: CommonArgs): Promise<void> {
       if (listenersChanged) logger.warn({ event: 'config-reload' }, 'listen addresses or reverse routes changed: restart to apply them; the rest of the new configuration applies now');
       proxy.reload(next);
       metrics.setProducts(next.policy.products.map((p) => p.id));
+      recorder.reload(next.usage);
+      if (describeStore(next.usage.store) !== describeStore(current.usage.store)) logger.warn({ event: 'config-reload' }, 'usage.store changed: restart to apply it');
       logger.level = next.log.level;
       current = next;
       observer.configReload?.('success');
@@ -175,6 +188,8 @@ async function start(args: CommonArgs): Promise<void> {
     admin?.setDraining(true);
     logger.info({ event: 'drain', signal, timeoutMs: current.timeouts.drain }, 'draining');
     await proxy.drain(current.timeouts.drain);
+    // Every exchange has ended: the last counts go to the store before exit (bounded, so a dead store cannot hold the exit).
+    await recorder.close(Math.max(1000, Math.min(current.timeouts.drain, 10_000)));
     await admin?.close();
     logger.info({ event: 'stopped' }, 'stopped');
     await flushLogger(logger);
@@ -230,8 +245,19 @@ function configCheck(file: string, args: CommonArgs): void {
   out(stringify(describeConfig(config)).trimEnd());
 }
 
-function explain(url: string, args: CommonArgs & { ua?: string; proxyAuthorization?: string }): void {
+interface ExplainArgs extends CommonArgs {
+  ua?: string;
+  proxyAuthorization?: string;
+  app?: string;
+  token?: string;
+}
+
+function explain(url: string, args: ExplainArgs): void {
   const config = configFrom(args);
+  if (args.app !== undefined && !isGuid(args.app)) {
+    err(`--app must be an Azure AD application id (a GUID), got ${JSON.stringify(String(args.app).slice(0, 60))}`);
+    process.exit(2);
+  }
   const policy = config.policy;
   const target = parseAbsoluteTarget(url);
   if (target === undefined) {
@@ -247,7 +273,11 @@ function explain(url: string, args: CommonArgs & { ua?: string; proxyAuthorizati
       return;
     }
   }
-  const id = decideIdentity(policy, args.proxyAuthorization);
+  // The token is read here as the proxy reads it (payload only, no signature check) and never printed.
+  const fromToken = args.token !== undefined ? attributeToken(args.token.replace(/^bearer\s+/i, '')) : undefined;
+  if (fromToken !== undefined) lines.push(`token:        tenant ${fromToken.tenant}, app ${fromToken.app}${fromToken.appName !== '' ? ` (${fromToken.appName})` : ''}`);
+  const app = args.app !== undefined ? guidOrUnknown(args.app) : fromToken?.app ?? 'unknown';
+  const id = decideBinding(policy, undefined, args.proxyAuthorization, app);
   if (id.error !== undefined) {
     out([...lines, `identity:     refused (${id.error}) → 407`].join('\n'));
     return;
@@ -255,6 +285,7 @@ function explain(url: string, args: CommonArgs & { ua?: string; proxyAuthorizati
   const d = decideRequest(policy, { product: id.product, host: target.host, path: target.path, userAgent: args.ua });
   const dest = resolveDestination(policy, target.host, target.port);
   lines.push(`product:      ${id.product.id} (${id.product.userAgent})`);
+  lines.push(`bound by:     ${id.by}${id.by === 'token-application' ? ` (application ${app} is in products[].apps)` : ''}`);
   lines.push(`decision:     ${d.action} (${d.reason})`);
   if (d.action !== 'passed') lines.push(`api label:    ${apiLabel(hostKind(policy.catalogue, target.host), target.path)}`);
   if (d.userAgent !== undefined) lines.push(`User-Agent →  ${d.userAgent}`);
@@ -293,7 +324,7 @@ async function doctor(args: CommonArgs): Promise<void> {
 
 async function report(args: CommonArgs & ReportCommandArgs): Promise<void> {
   const config = configFrom(args);
-  const code = await runReport(config, VERSION, args, { out, err });
+  const code = await runReport(config, VERSION, args, { out, err }, (spec, c) => openStoreFor(spec, c));
   if (code !== 0) process.exit(code);
 }
 
@@ -306,6 +337,7 @@ const COMMON_OPTIONS = {
   'user-agent': { type: 'string', describe: 'the one product, e.g. MdePartner-Contoso-ContosoCognito/1.0.0' },
   'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], describe: 'log level' },
   'state-dir': { type: 'string', describe: 'where the interception CA lives' },
+  'usage-store': { type: 'string', describe: 'usage store: none, a postgres:// URL, or a SQLite file (default usage.db in the state directory)' },
 } as const;
 
 type CommonOption = keyof typeof COMMON_OPTIONS;
@@ -381,8 +413,10 @@ export async function program(argv: string[]) {
     .command('explain <url>', 'what the proxy would do with a request to a URL, and why', (y) => y
       .positional('url', { type: 'string', demandOption: true })
       .option('ua', { type: 'string', describe: 'the User-Agent the client sends' })
-      .option('proxy-authorization', { type: 'string', describe: 'the Proxy-Authorization the client sends' }),
-    (a) => explain(String(a.url), a as CommonArgs & { ua?: string; proxyAuthorization?: string }))
+      .option('proxy-authorization', { type: 'string', describe: 'the Proxy-Authorization the client sends' })
+      .option('app', { type: 'string', describe: 'the Azure AD application id in the caller\'s token (binds by products[].apps)' })
+      .option('token', { type: 'string', describe: 'the caller\'s bearer token: its tenant and application are read (never checked, stored or printed)' }),
+    (a) => explain(String(a.url), a as ExplainArgs))
     .command('doctor', 'check the configuration, the CA and the trust setup', {}, (a) => doctor(a as CommonArgs))
     .command('report', 'the compliance report from the usage store (or --prometheus for a fleet); default: the last 30 days, HTML to stdout', (y) => y
       .options(withEnvDefaults({

@@ -7,9 +7,15 @@ import type { Config } from './config.js';
 import { ProxyError, identityError, sendError, toProxyError } from './errors.js';
 import type { ProxyObserver, RequestAction, RequestMode } from './events.js';
 import { buildRequestHeaders, buildResponseHeaders, countHeader, decideHead, getHeader } from './headers.js';
-import { decideIdentity, decidePlain, decideRequest, denialText, type Product } from './policy.js';
+import { decidePlain, decideRequest, denialText, type Product } from './policy.js';
 import { formatAuthority, parseAbsoluteTarget, parseAuthority } from './target.js';
 import type { Upstream } from './upstream.js';
+import { UNKNOWN_ATTRIBUTION, decideBinding, productForApp, type Attribution } from './usage/attribution.js';
+import { createAttributionCache } from './usage/attribution-cache.js';
+import { parseRetryAfter } from './usage/limits.js';
+
+/** Token attributions of this process, keyed by a digest of the token (usage/attribution-cache.ts). */
+const attributions = createAttributionCache();
 
 /** Responses with a Content-Length up to this size are relayed in one write (fewer TLS records and syscalls). */
 const COALESCE_LIMIT = 64 * 1024;
@@ -114,6 +120,8 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
   let action: RequestAction | 'passed' = 'passed';
   let reason = 'refused';
   let error: string | undefined;
+  let attribution: Attribution = UNKNOWN_ATTRIBUTION;
+  let retryAfter: number | undefined;
   let controller: Dispatcher.DispatchController | undefined;
   let finished = false;
 
@@ -125,6 +133,8 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
       product: product?.id ?? 'unregistered',
       api, method: req.method ?? '', status: res.headersSent ? res.statusCode : 0, action, reason,
       mode: ctx.mode, host, userAgent, durationMs: performance.now() - start, client,
+      tenant: attribution.tenant, app: attribution.app, appName: attribution.appName,
+      ...(retryAfter !== undefined ? { retryAfter } : {}),
       ...(error !== undefined ? { error } : {}),
       ...(aborted ? { aborted } : {}),
     });
@@ -144,19 +154,27 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
     }
     const { target } = resolved;
     host = target.host;
-    if (product === undefined) {
-      const id = decideIdentity(policy, getHeader(raw, 'proxy-authorization'));
-      if (id.error !== undefined) {
-        reason = id.error;
-        return fail(identityError(id.error));
-      }
-      product = id.product;
-    }
     const kind = hostKind(policy.catalogue, target.host);
+    // The bearer token names the tenant and application of a Microsoft API call (never stored or changed).
+    const attributed = kind === 'api' || kind === 'graph' ? attributions.attribute(getHeader(raw, 'authorization')) : UNKNOWN_ATTRIBUTION;
+    if (ctx.mode === 'intercept' && product !== undefined) {
+      // Bound at CONNECT: by its credentials, or to the default product, which the token's application may refine.
+      if (policy.defaultProduct !== undefined) product = productForApp(policy, attributed.app) ?? product;
+    } else if (product === undefined) {
+      const bound = decideBinding(policy, undefined, getHeader(raw, 'proxy-authorization'), attributed.app);
+      if (bound.error !== undefined) {
+        reason = bound.error;
+        return fail(identityError(bound.error));
+      }
+      product = bound.product;
+    }
     const decision = decideRequest(policy, { product, host: target.host, path: target.path, userAgent });
     action = decision.action;
     reason = decision.reason;
-    if (action !== 'passed') api = apiLabel(kind, target.path);
+    if (action !== 'passed') {
+      api = apiLabel(kind, target.path);
+      attribution = attributed;
+    }
     if (action === 'rejected') {
       return fail(new ProxyError('PartnerUserAgentRequired',
         `Calls to Microsoft security APIs must send User-Agent: ${product.userAgent} (${reason.replace(/-/g, ' ')})`, { target: 'User-Agent' }));
@@ -175,6 +193,7 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
         if (statusCode < 200) return; // 1xx interim responses are not relayed.
         // The raw pairs keep the origin's header names and order; the parsed object is not used.
         const headers = buildResponseHeaders(rawPairs(c.rawHeaders));
+        if (statusCode === 429) retryAfter = parseRetryAfter(getHeader(headers, 'retry-after'), Date.now());
         const length = Number(getHeader(headers, 'content-length') ?? NaN);
         if (length <= COALESCE_LIMIT) {
           held = { statusCode, statusText: statusText ?? '', headers, chunks: [] };

@@ -2,7 +2,7 @@
 // the User-Agent family of a caller. The token's signature is never checked (the proxy is not the
 // resource server and makes no network call); the values are attribution, not authentication.
 // Every value that leaves this file is bounded: a GUID, 'unknown', or a short cleaned string.
-import type { Policy, Product } from '../policy.js';
+import { decideIdentity, type IdentityDecision, type Policy, type Product } from '../policy.js';
 
 /** Tenant or application that could not be read from a token. */
 export const UNKNOWN = 'unknown';
@@ -133,4 +133,23 @@ export type BindingSource = 'reverse-route' | 'proxy-credentials' | 'token-appli
 export function productForApp(policy: Pick<Policy, 'appProducts'>, app: string): Product | undefined {
   if (app === UNKNOWN || policy.appProducts === undefined || policy.appProducts.size === 0) return undefined;
   return policy.appProducts.get(app);
+}
+
+export type BindingDecision =
+  | { readonly product: Product; readonly by: BindingSource; readonly error?: undefined }
+  | { readonly product?: undefined; readonly by?: undefined; readonly error: NonNullable<IdentityDecision['error']> };
+
+/**
+ * Binds a caller to a product: its reverse route, else its proxy credentials, else the product
+ * whose `apps` lists its token's application, else the default product. When credentials are
+ * required they decide (a missing or wrong one is refused), so the application binds only callers
+ * that no route or credential binds.
+ */
+export function decideBinding(policy: Policy, routeProduct: Product | undefined, proxyAuthorization: string | undefined, app: string): BindingDecision {
+  if (routeProduct !== undefined) return { product: routeProduct, by: 'reverse-route' };
+  const id = decideIdentity(policy, proxyAuthorization);
+  if (id.error !== undefined) return { error: id.error };
+  if (policy.defaultProduct === undefined) return { product: id.product, by: 'proxy-credentials' };
+  const byApp = productForApp(policy, app);
+  return byApp !== undefined ? { product: byApp, by: 'token-application' } : { product: id.product, by: 'default-product' };
 }

@@ -1,5 +1,8 @@
 // A Map bounded by entry count that forgets the least recently used entry first. JavaScript Maps
 // iterate in insertion order, so "used" means deleted and set again; the first key is the oldest.
+// Moving an entry costs a delete and a set, so get() moves it only when it has fallen into the
+// older half (more than max/2 insertions or moves ago): an entry used within the last max/2
+// operations is never the one evicted, and a hot entry costs one lookup per use.
 
 export interface Lru<K, V> {
   /** The value, marked as most recently used. */
@@ -18,30 +21,36 @@ export interface Lru<K, V> {
 /** Creates an LRU map of at most `max` entries (max ≥ 1). */
 export function createLru<K, V>(max: number): Lru<K, V> {
   if (!(max >= 1)) throw new RangeError('an LRU needs room for at least one entry');
-  const map = new Map<K, V>();
+  const map = new Map<K, { value: V; moved: number }>();
+  const half = Math.floor(max / 2);
+  let tick = 0;
   return {
     get(key) {
-      const v = map.get(key);
-      if (v !== undefined) {
+      const e = map.get(key);
+      if (e === undefined) return undefined;
+      if (tick - e.moved > half) {
         map.delete(key);
-        map.set(key, v);
+        map.set(key, e);
+        e.moved = ++tick;
       }
-      return v;
+      return e.value;
     },
     set(key, value) {
       map.delete(key);
-      map.set(key, value);
+      map.set(key, { value, moved: ++tick });
       if (map.size <= max) return undefined;
-      const oldest = map.entries().next().value as [K, V];
-      map.delete(oldest[0]);
-      return oldest;
+      const [oldKey, old] = map.entries().next().value as [K, { value: V }];
+      map.delete(oldKey);
+      return [oldKey, old.value];
     },
-    peek: (key) => map.get(key),
+    peek: (key) => map.get(key)?.value,
     get size() {
       return map.size;
     },
     max,
-    entries: () => map.entries(),
+    *entries() {
+      for (const [k, e] of map) yield [k, e.value] as [K, V];
+    },
     delete: (key) => map.delete(key),
   };
 }

@@ -247,12 +247,20 @@ export function createRecorder(opts: RecorderOptions): Recorder {
     const at = now();
     const hour = at - (at % HOUR_MS);
     const action = e.action as UsageAction;
-    const tenant = e.tenant === undefined || e.tenant === UNKNOWN ? UNKNOWN : guidOrUnknown(e.tenant);
-    const app = e.app === undefined || e.app === UNKNOWN ? UNKNOWN : guidOrUnknown(e.app);
+    const tenant = idOf(e.tenant);
+    const app = idOf(e.app);
     const client = e.client === '' ? UNKNOWN : e.client;
     const throttled = e.status === 429;
     const error = !throttled && action !== 'rejected' && (e.status >= 500 || (e.error !== undefined && e.status !== 0));
-    addCount(counts, { hour, product: e.product, tenant, app, api: e.api, action, client, calls: 1, throttled: throttled ? 1 : 0, errors: error ? 1 : 0 });
+    // The common case, a combination already counted this interval, allocates nothing.
+    const row = counts.get(`${hour}|${e.product}|${tenant}|${app}|${e.api}|${action}|${client}`);
+    if (row !== undefined) {
+      row.calls++;
+      if (throttled) row.throttled++;
+      if (error) row.errors++;
+    } else {
+      addCount(counts, { hour, product: e.product, tenant, app, api: e.api, action, client, calls: 1, throttled: throttled ? 1 : 0, errors: error ? 1 : 0 });
+    }
     if (action !== 'compliant') addCaller(callers, { product: e.product, family: userAgentFamily(e.userAgent), client, calls: 1, firstSeen: at, lastSeen: at });
     // A rejected call never reaches Microsoft and does not count against its limits.
     if (action !== 'rejected') countLimit(e, e.product, tenant, app, at, hour, throttled);
@@ -454,6 +462,15 @@ export function causeOf(err: unknown): string {
   const message = typeof e?.message === 'string' ? e.message.split('\n', 1)[0]! : String(err);
   const code = typeof e?.code === 'string' ? `${e.code}: ` : '';
   return `${code}${message}`.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, '$1redacted@').slice(0, 300);
+}
+
+/**
+ * A tenant or application id from an event: forward.ts only sends lowercase GUIDs or 'unknown'
+ * (attribution.ts); anything else is checked in full and becomes 'unknown'.
+ */
+function idOf(value: string | undefined): string {
+  if (value === undefined || value === UNKNOWN) return UNKNOWN;
+  return guidOrUnknown(value);
 }
 
 /** Start of the UTC day of an epoch-ms time. */

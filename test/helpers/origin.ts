@@ -86,7 +86,10 @@ function handler(received: Received[], timers: Set<NodeJS.Timeout>) {
       }
       const bytes = /^\/bytes\/(\d+)/.exec(r.url)?.[1];
       if (bytes !== undefined) return void streamBytes(res, Number(bytes));
-      const status = /^\/status\/(\d{3})/.exec(r.url)?.[1];
+      // The status comes from the path (/status/429) or, for any path, an x-echo-status header;
+      // a 429 carries Retry-After from x-echo-retry-after (default 1).
+      const status = /^\/status\/(\d{3})/.exec(r.url)?.[1] ?? /^\d{3}$/.exec(headerValues(r.rawHeaders, 'x-echo-status')[0] ?? '')?.[0];
+      const retryAfter = headerValues(r.rawHeaders, 'x-echo-retry-after')[0] ?? '1';
       const delay = Number(/^\/slow\/(\d+)/.exec(r.url)?.[1] ?? 0);
       const body = JSON.stringify(r);
       const timer = setTimeout(() => {
@@ -95,7 +98,7 @@ function handler(received: Received[], timers: Set<NodeJS.Timeout>) {
           'content-type': 'application/json',
           'content-length': Buffer.byteLength(body),
           'x-origin': 'echo',
-          ...(status === '429' ? { 'retry-after': '1' } : {}),
+          ...(status === '429' ? { 'retry-after': retryAfter } : {}),
         });
         res.end(body);
       }, delay);

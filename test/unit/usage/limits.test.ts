@@ -122,6 +122,19 @@ describe('LRU', () => {
     expect(lru.set('e', 5)).toEqual(['c', 3]); // peek did not refresh c
   });
 
+  it('never evicts an entry used within the last max/2 operations', () => {
+    const lru = createLru<number, number>(100);
+    for (let i = 0; i < 100; i++) lru.set(i, i);
+    for (let i = 100; i < 10_000; i++) {
+      expect(lru.get(0)).toBe(0); // a hot entry, used between every insertion
+      lru.set(i, i);
+    }
+    expect(lru.peek(0)).toBe(0);
+    expect(lru.size).toBe(100);
+    expect(lru.peek(9_950)).toBe(9_950);
+    expect(lru.peek(9_000)).toBeUndefined();
+  });
+
   it('stays at max with 100,000 distinct keys', () => {
     const lru = createLru<number, number>(1000);
     let evicted = 0;
