@@ -30,7 +30,7 @@ import { parsePartnerUserAgent } from './user-agent.js';
 import { runReport, type ReportCommandArgs } from './usage/report-command.js';
 import { attributeToken, decideBinding, guidOrUnknown, isGuid } from './usage/attribution.js';
 import { usageRoutes } from './usage/endpoints.js';
-import { openStoreFor, storeFactory } from './usage/open-store.js';
+import { storeFactory } from './usage/open-store.js';
 import { createRecorder } from './usage/recorder.js';
 import { describeStore } from './usage/usage-config.js';
 
@@ -324,7 +324,7 @@ async function doctor(args: CommonArgs): Promise<void> {
 
 async function report(args: CommonArgs & ReportCommandArgs): Promise<void> {
   const config = configFrom(args);
-  const code = await runReport(config, VERSION, args, { out, err }, (spec, c) => openStoreFor(spec, c));
+  const code = await runReport(config, VERSION, args, { out, err });
   if (code !== 0) process.exit(code);
 }
 

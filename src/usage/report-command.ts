@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { parseFormat, parseRange, renderReport, reportModel, ReportInputError, rowsFromStore, staticFacts, type RenderedReport } from './evidence.js';
 import { displayUrl, rowsFromPrometheus } from './prometheus.js';
+import { storeFactory } from './open-store.js';
 import type { UsageStore } from './store.js';
 import { describeStore, parseStoreSpec, type StoreSpec } from './usage-config.js';
 
@@ -39,10 +40,7 @@ export async function openReportStore(option: string | undefined, config: Config
   if (spec.kind === 'sqlite' && !existsSync(spec.file)) {
     throw new Error(`no usage store at ${spec.file}: has a proxy with this stateDir (or usage.store) run yet? Give --store FILE|URL or --prometheus URL`);
   }
-  // Each backend is loaded only when used, as the proxy does.
-  const store = spec.kind === 'sqlite'
-    ? (await import('./sqlite.js')).createSqliteStore({ path: spec.file })
-    : (await import('./postgres.js')).createPostgresStore({ url: spec.url });
+  const store = await storeFactory(spec)!();
   try {
     await store.open();
   } catch (e) {
