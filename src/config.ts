@@ -8,7 +8,8 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { CLOUDS, createCatalogue, isTokenHost, normaliseHostPattern, type Cloud } from './catalogue.js';
 import { createProduct, type Policy, type PolicyMode, type Product } from './policy.js';
-import { parseAbsoluteTarget, formatAuthority, normaliseHost } from './target.js';
+import { normaliseHost } from './address.js';
+import { parseAbsoluteTarget, formatAuthority } from './target.js';
 import { isHeaderValueText, parseIdentityString, validateIdentity } from './user-agent.js';
 
 /** A configuration fault: the path of the offending field and what is wrong with it. */

@@ -2,6 +2,7 @@
 // Facts in → policy decision → headers → undici dispatch → response streamed back → one event.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
+import { clientAddress } from './address.js';
 import { apiLabel, hostKind } from './catalogue.js';
 import type { Config } from './config.js';
 import { ProxyError, identityError, sendError, toProxyError } from './errors.js';
@@ -76,12 +77,6 @@ function resolveTarget(rt: Runtime, ctx: RequestContext, req: IncomingMessage): 
     }
   }
   return { target: { scheme: origin.scheme, host: origin.host, port: origin.port, path } };
-}
-
-/** The caller's address with an IPv4-mapped IPv6 prefix removed ('' when the socket has none). */
-export function clientAddress(socket: { readonly remoteAddress?: string | undefined }): string {
-  const addr = socket.remoteAddress ?? '';
-  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
 }
 
 /** undici's raw header list for a response head or trailers ([] when it has none or gives an object). */
