@@ -1,6 +1,5 @@
 // YAML → schema (zod) → frozen Config with a compiled Policy. Every error names the field's path.
 import { readFileSync } from 'node:fs';
-import type { Server, ServerOptions } from 'node:http';
 import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve as resolvePath, dirname } from 'node:path';
@@ -80,30 +79,6 @@ export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({ connect: 10_000, upstr
 
 /** Request-head defaults: Apache's 100 fields (LimitRequestFields); 32 KiB leaves room for large bearer tokens. */
 export const DEFAULT_LIMITS: Limits = Object.freeze({ maxHeaderCount: 100, maxHeaderBytes: 32_768, maxConnections: undefined });
-
-/**
- * node:http server options for client connections: keep-alive idle from `timeouts.idle`, the
- * request head bounded by `timeouts.headers` (408), no whole-request limit (long uploads and
- * slow API calls are bounded by the upstream timeouts), checked every second.
- */
-export function serverOptions(t: Timeouts): ServerOptions {
-  return { keepAliveTimeout: t.idle, headersTimeout: t.headers, requestTimeout: 0, connectionsCheckingInterval: Math.min(1000, t.headers) };
-}
-
-/** On reload: the timeouts of serverOptions on a running server (Node reads them per connection and per check). */
-export function applyServerTimeouts(server: Server, t: Timeouts): void {
-  server.keepAliveTimeout = t.idle;
-  server.headersTimeout = t.headers;
-}
-
-/**
- * Head limits on a server, at start and on reload (Node reads both per connection). The parser
- * keeps one field past maxHeaderCount, so a cut list is seen as too long and refused, never forwarded.
- */
-export function applyServerLimits(server: Server, l: Limits): void {
-  server.maxHeadersCount = l.maxHeaderCount + 1;
-  (server as Server & { maxHeaderSize: number }).maxHeaderSize = l.maxHeaderBytes;
-}
 
 /** Values from the command line or MDE_PARTNER_PROXY_* variables; they win over the file. */
 export interface ConfigOverrides {

@@ -1,14 +1,15 @@
 // createProxy(config, {observer}) → listeners wired to the one request path.
 // The forward listener takes absolute-form requests and CONNECT; each reverse route has its own.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createLeafIssuer, loadOrCreateCa, type LeafIssuer, type LoadedCa } from './ca.js';
 import { nameConstraintDomains } from './catalogue.js';
-import { applyServerLimits, applyServerTimeouts, serverOptions, type Config, type ListenAddress } from './config.js';
+import type { Config, ListenAddress, Limits, Timeouts } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
 import { guardObserver, type ProxyObserver } from './events.js';
-import { handleRequest, type RequestContext, type Runtime } from './forward.js';
+import type { RequestContext, Runtime } from './context.js';
+import { handleRequest } from './forward.js';
 import { createInterceptor } from './intercept.js';
 import { handleConnect } from './tunnel.js';
 import { createUpstream, reuseOrCreateUpstream } from './upstream.js';
@@ -29,6 +30,27 @@ export interface ProxyServer {
   close(): Promise<void>;
   readonly ca: LoadedCa;
   readonly runtime: Runtime;
+}
+
+/**
+ * node:http server options for client connections: keep-alive idle from `timeouts.idle`, the
+ * request head bounded by `timeouts.headers` (408), no whole-request limit (long uploads and
+ * slow API calls are bounded by the upstream timeouts), checked every second.
+ */
+export function serverOptions(t: Timeouts): ServerOptions {
+  return { keepAliveTimeout: t.idle, headersTimeout: t.headers, requestTimeout: 0, connectionsCheckingInterval: Math.min(1000, t.headers) };
+}
+
+/**
+ * The config's timeouts and head limits on a server, at start and on reload (Node reads them per
+ * connection and per check). The parser keeps one field past maxHeaderCount, so a cut list is seen
+ * as too long and refused, never forwarded.
+ */
+export function applyServerSettings(server: Server, c: { readonly timeouts: Timeouts; readonly limits: Limits }): void {
+  server.keepAliveTimeout = c.timeouts.idle;
+  server.headersTimeout = c.timeouts.headers;
+  server.maxHeadersCount = c.limits.maxHeaderCount + 1;
+  (server as Server & { maxHeaderSize: number }).maxHeaderSize = c.limits.maxHeaderBytes;
 }
 
 /** Builds the client allow-list from CIDRs (access.allowedClients). */
@@ -89,10 +111,12 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   /** Connections that sent bytes the parser could not read behind an exchange: closed once it ends. */
   const refusing = new WeakSet<object>();
   const servers: Server[] = [];
+  // The one internal server every intercepted connection is fed to; it never listens.
+  const internal = createServer(serverOptions(config.timeouts));
+  applyServerSettings(internal, config);
   const interceptor = createInterceptor({
+    server: internal,
     issuer: () => issuer,
-    timeouts: config.timeouts,
-    limits: config.limits,
     onRequest: (ctx, req, res) => {
       track(res);
       handleRequest(runtime, ctx, req, res);
@@ -156,7 +180,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       socket.once('close', () => observer.connectionClose?.());
     });
     server.on('clientError', clientError);
-    applyServerLimits(server, config.limits);
+    applyServerSettings(server, config);
     servers.push(server);
     return server;
   };
@@ -196,12 +220,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       const nextAllowed = allowList(next.allowedClients);
       runtime = { config: next, upstream: reuseOrCreateUpstream(next, old), observer };
       allowed = nextAllowed;
-      for (const s of servers) {
-        applyServerTimeouts(s, next.timeouts);
-        applyServerLimits(s, next.limits);
-      }
-      interceptor.setTimeouts(next.timeouts);
-      interceptor.setLimits(next.limits);
+      for (const s of [...servers, internal]) applyServerSettings(s, next);
       if (next.reverse.length === config.reverse.length) reverseCtx = reverseContexts(next);
       // A replaced outbound side serves its in-flight requests for up to the drain timeout.
       if (runtime.upstream !== old) setTimeout(() => void old.close(), next.timeouts.drain).unref();

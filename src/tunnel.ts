@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import { ProxyError, identityError, toProxyError, writeRawError } from './errors.js';
 import type { TunnelAction, TunnelEvent } from './events.js';
 import { clientAddress } from './address.js';
-import type { Runtime } from './forward.js';
+import type { Runtime } from './context.js';
 import { getHeader } from './headers.js';
 import { CONNECT_ESTABLISHED, type Interceptor } from './intercept.js';
 import { decideConnect, decideIdentity, denialText } from './policy.js';
