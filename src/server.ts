@@ -1,7 +1,7 @@
 // createProxy(config, {observer}) → listeners wired to the one request path.
 // The forward listener takes absolute-form requests and CONNECT; each reverse route has its own.
 // runProxy(config, …) is the whole running proxy of `start`: observers, admin, reload and drain.
-import { watch } from 'node:fs';
+import { readFileSync, watch } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
@@ -39,6 +39,33 @@ export interface ProxyServer {
   close(): Promise<void>;
   readonly ca: LoadedCa;
   readonly runtime: Runtime;
+  /** Connections each listener accepts at once (limits.maxConnections or its default). */
+  readonly maxConnections: number;
+}
+
+/** Descriptors kept for listeners, the CA, logs and the admin side before halving the rest. */
+const RESERVED_DESCRIPTORS = 128;
+/** The cap when the descriptor limit is unknown or unlimited. */
+const FALLBACK_MAX_CONNECTIONS = 4096;
+const MIN_MAX_CONNECTIONS = 64;
+
+/**
+ * The default limits.maxConnections from the soft "Max open files" of /proc/self/limits (Linux):
+ * each proxied connection holds two descriptors (client and upstream), so half of what is left
+ * after a reserve. 4096 where the limit is unknown or unlimited.
+ */
+export function defaultMaxConnections(limitsText?: string): number {
+  let text = limitsText;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/self/limits', 'utf8');
+    } catch {
+      return FALLBACK_MAX_CONNECTIONS;
+    }
+  }
+  const soft = /^Max open files\s+(\d+)\s/m.exec(text)?.[1];
+  if (soft === undefined) return FALLBACK_MAX_CONNECTIONS;
+  return Math.max(MIN_MAX_CONNECTIONS, Math.floor((Number(soft) - RESERVED_DESCRIPTORS) / 2));
 }
 
 /**
@@ -123,6 +150,8 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   // The one internal server every intercepted connection is fed to; it never listens.
   const internal = createServer(serverOptions(config.timeouts));
   applyServerSettings(internal, config);
+  const fallbackMaxConnections = defaultMaxConnections();
+  let maxConnections = config.limits.maxConnections ?? fallbackMaxConnections;
   const interceptor = createInterceptor({
     server: internal,
     issuer: () => issuer,
@@ -176,7 +205,16 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       track(res);
       onRequest(req, res);
     });
+    // Past maxConnections Node closes a new connection at once and emits 'drop' (nothing is read from it).
+    server.maxConnections = maxConnections;
+    let full = false;
+    server.on('drop', () => {
+      const at = server.address() as AddressInfo | null;
+      observer.connectionRefused?.({ listener: at ? formatAuthority({ host: at.address, port: at.port }) : '?', limit: server.maxConnections, firstInEpisode: !full });
+      full = true;
+    });
     server.on('connection', (socket: Socket) => {
+      socket.once('close', () => (full = false));
       if (!clientAllowed(allowed, socket)) {
         // The HTTP parser is already attached: mark the socket so no request it carries is served.
         denied.add(socket);
@@ -218,6 +256,9 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     get runtime() {
       return runtime;
     },
+    get maxConnections() {
+      return maxConnections;
+    },
     async listen() {
       const proxy = await listenOn(forward, config.listen);
       const rev: AddressInfo[] = [];
@@ -227,8 +268,10 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     reload(next) {
       const old = runtime.upstream;
       const nextAllowed = allowList(next.allowedClients);
+      maxConnections = next.limits.maxConnections ?? fallbackMaxConnections;
       runtime = { config: next, upstream: reuseOrCreateUpstream(next, old), observer };
       allowed = nextAllowed;
+      for (const s of servers) s.maxConnections = maxConnections;
       for (const s of [...servers, internal]) applyServerSettings(s, next);
       if (next.reverse.length === config.reverse.length) reverseCtx = reverseContexts(next);
       // A replaced outbound side serves its in-flight requests for up to the drain timeout.
@@ -319,6 +362,11 @@ export async function runProxy(config: Config, opts: RunOptions): Promise<Runnin
     products: config.policy.products.map((p) => p.userAgent), mode: config.policy.mode, config: config.source }, 'mde-partner-proxy ready');
   say(`mde-partner-proxy ${opts.version} listening on ${url} (mode ${config.policy.mode}, ${config.policy.products.length} product(s))`);
   if (proxy.ca.created) say('Created a new interception CA.');
+  if (proxy.ca.setAside !== undefined) {
+    const warning = `Found ${proxy.ca.keyFile} without its certificate (an interrupted first start); moved it to ${proxy.ca.setAside} and created a new CA: clients must trust the new ca.pem`;
+    logger.warn({ event: 'ca-recovered', setAside: proxy.ca.setAside }, warning);
+    say(`WARNING: ${warning}`);
+  }
   say(trustSteps({ proxyUrl: url, caFile: proxy.ca.certFile, bundleFile }));
   for (const domain of config.policy.catalogue.extraHosts) {
     const host = domain.replace(/^\*\./, 'x.');
