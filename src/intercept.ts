@@ -79,7 +79,10 @@ export function createInterceptor(opts: {
       try {
         secureContext = await opts.issuer().secureContextFor(host);
       } catch (err) {
-        const refusal = new ProxyError('InternalError', `cannot issue a certificate for ${host}: ${(err as Error).message}`);
+        // A host outside the CA's name constraints is a setup fault with a known fix, not an internal error.
+        const refusal = (err as { code?: string }).code === 'CaHostNotPermitted'
+          ? new ProxyError('CaHostNotPermitted', `The interception CA does not cover ${host} (its name constraints predate this host in extraHosts or clouds): run \`mde-partner-proxy ca init --force\`, restart, and trust the new CA in clients`)
+          : new ProxyError('InternalError', `cannot issue a certificate for ${host}: ${(err as Error).message}`);
         writeRawError(socket, refusal);
         return refusal;
       }

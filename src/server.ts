@@ -247,6 +247,16 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     c.reverse.map((r) => ({ mode: 'reverse', origin: { scheme: 'https', host: r.upstream.host, port: r.upstream.port }, product: r.product }));
   let reverseCtx = reverseContexts(config);
   const reverse = config.reverse.map((route, i) => ({ route, server: makeServer((req, res) => handleRequest(runtime, reverseCtx[i]!, req, res)) }));
+  // A reverse route is an origin, not a proxy: CONNECT gets 405 (RFC 9110 §15.5.6 requires Allow).
+  for (const { server } of reverse) {
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      if (denied.has(socket)) return void socket.destroy();
+      socket.on('error', () => socket.destroy());
+      writeRawError(socket, new ProxyError('MethodNotAllowed', 'CONNECT is not served on a reverse route: send the request itself (GET /api/…)', {
+        headers: { Allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' },
+      }));
+    });
+  }
 
   const closeServers = (): Promise<void> =>
     Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve())))).then(() => undefined);
@@ -370,7 +380,10 @@ export async function runProxy(config: Config, opts: RunOptions): Promise<Runnin
   say(trustSteps({ proxyUrl: url, caFile: proxy.ca.certFile, bundleFile }));
   for (const domain of config.policy.catalogue.extraHosts) {
     const host = domain.replace(/^\*\./, 'x.');
-    if (!caPermits(proxy.ca.ca.certPem, host)) logger.warn({ event: 'ca-constraint' }, `The interception CA's name constraints do not cover extra host ${domain}; create a new CA (ca init --force) to intercept it`);
+    if (caPermits(proxy.ca.ca.certPem, host)) continue;
+    const warning = `The interception CA's name constraints do not cover extra host ${domain}: CONNECTs to it get 500 CaHostNotPermitted. Run \`mde-partner-proxy ca init --force\`, restart, and trust the new CA in clients.`;
+    logger.warn({ event: 'ca-constraint' }, warning);
+    say(`WARNING: ${warning}`);
   }
 
   // A bad config is refused; the last good one keeps serving.
