@@ -12,6 +12,7 @@ export const ERRORS = {
   PartnerUserAgentRequired: { status: 403, proxyStatus: 'http_request_denied' },
   MethodNotAllowed: { status: 405, proxyStatus: 'http_request_denied' },
   MisdirectedRequest: { status: 421, proxyStatus: 'http_request_denied' },
+  PlainHttpExpected: { status: 400, proxyStatus: 'http_protocol_error' },
   RequestHeaderFieldsTooLarge: { status: 431, proxyStatus: 'http_request_error' },
   RequestHeaderTimeout: { status: 408, proxyStatus: 'http_request_error' },
   UpstreamUnreachable: { status: 502, proxyStatus: 'destination_unavailable' },
