@@ -3,6 +3,7 @@
 // echo origin behind upstream.resolve: the printed trust step works with curl, environment variables
 // are honoured, SIGTERM drains and SIGHUP reloads. Every wait polls against a deadline.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -425,6 +426,15 @@ describe('start on the embedded identity', () => {
 
   it('is ready on /readyz', async () => {
     expect((await adminGet(p.adminUrl!, '/readyz')).status).toBe(200);
+  });
+
+  it('exports the CA expiry from its own CA and the unprefixed process metrics', async () => {
+    const text = (await adminGet(p.adminUrl!, '/metrics')).text;
+    const notAfter = Date.parse(new X509Certificate(readFileSync(p.caFile)).validTo) / 1000;
+    expect(counter(text, 'mde_partner_proxy_ca_expiry_timestamp_seconds')).toBe(notAfter);
+    expect(text).toMatch(/^process_cpu_seconds_total /m);
+    expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m);
+    expect(text).not.toMatch(/^mde_partner_proxy_(process|nodejs)_/m);
   });
 
   // Last in this block: it stops the process.
