@@ -332,6 +332,16 @@ describe('env', () => {
     expect(vars.get('NODE_EXTRA_CA_CERTS')).toBe(join(dir, 'ca.pem'));
     expect(readFileSync(join(dir, 'ca-bundle.pem'), 'utf8')).toContain(readFileSync(join(dir, 'ca.pem'), 'utf8').trim());
   });
+
+  it('builds ca-bundle.pem from the roots SSL_CERT_FILE names, not from a fixed Debian path', async () => {
+    const dir = tmp('env-roots');
+    const roots = join(dir, 'roots.pem');
+    writeFileSync(roots, (await testPki()).msRoot.certPem);
+    const r = await cli(['env', '--state-dir', dir], { SSL_CERT_FILE: roots });
+    expect(r.code).toBe(0);
+    const certs = readFileSync(join(dir, 'ca-bundle.pem'), 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
+    expect(certs).toEqual([(await testPki()).msRoot.certPem.trim(), readFileSync(join(dir, 'ca.pem'), 'utf8').trim()]);
+  });
 });
 
 describe('explain', () => {
