@@ -258,9 +258,10 @@ async function doctor(args: CommonArgs): Promise<void> {
   check(true, `configuration: ${config.source}`);
   check(!config.exampleIdentity, config.exampleIdentity ? 'identity: Microsoft\'s example (Contoso); set your own product' : `identity: ${config.policy.products.map((p) => p.userAgent).join(', ')}`);
   try {
-    const loaded = await loadOrCreateCa({ stateDir: config.stateDir, permittedDomains: nameConstraintDomains(config.policy.catalogue),
+    // Look only: a doctor that created a CA would hide the missing one it is asked about.
+    const loaded = await loadOrCreateCa({ stateDir: config.stateDir, permittedDomains: nameConstraintDomains(config.policy.catalogue), create: false,
       ...(config.ca.cert !== undefined ? { certFile: config.ca.cert, keyFile: config.ca.key } : {}) });
-    check(true, `interception CA: ${loaded.certFile}${loaded.created ? ' (created now)' : ''}`);
+    check(true, `interception CA: ${loaded.certFile}`);
     const cert = new X509Certificate(loaded.ca.certPem);
     const daysLeft = Math.floor((Date.parse(cert.validTo) - Date.now()) / 86_400_000);
     check(daysLeft > 30, `CA valid for ${daysLeft} more days`);

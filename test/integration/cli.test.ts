@@ -344,6 +344,25 @@ describe('env', () => {
   });
 });
 
+describe('doctor', () => {
+  it('only looks: with no CA yet it reports the missing CA with the fix, and creates nothing', async () => {
+    const dir = join(tmp('doctor'), 'state');
+    const r = await cli(['doctor', '--state-dir', dir, '--user-agent', FABRIKAM_UA]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^FAIL .*interception CA.*no interception CA yet.*ca init/m);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('reports the CA created by ca init as present, without replacing it', async () => {
+    const dir = join(tmp('doctor'), 'state');
+    expect((await cli(['ca', 'init', '--state-dir', dir])).code).toBe(0);
+    const before = readFileSync(join(dir, 'ca.pem'), 'utf8');
+    const r = await cli(['doctor', '--state-dir', dir, '--user-agent', FABRIKAM_UA]);
+    expect(r.stdout).toMatch(new RegExp(`^ok +interception CA: ${join(dir, 'ca.pem').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'));
+    expect(readFileSync(join(dir, 'ca.pem'), 'utf8')).toBe(before);
+  });
+});
+
 describe('explain', () => {
   const lineOf = (out: string, key: string): string | undefined => out.split('\n').find((l) => l.startsWith(`${key}:`))?.replace(/^[^:]+:\s+/, '');
 
