@@ -10,6 +10,8 @@ export default {
   },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
+  // test/load runs on its own: npm run test:load (jest.load.config.js).
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/load/'],
   testTimeout: 30000,
   maxWorkers: 2,
 };

@@ -38,6 +38,14 @@ export interface Timeouts {
   readonly drain: number;
 }
 
+/** Bounds on what one client may hold: request-head fields and bytes, and open connections per listener. */
+export interface Limits {
+  readonly maxHeaderCount: number;
+  readonly maxHeaderBytes: number;
+  /** undefined: derived from the process's descriptor limit when the listeners open. */
+  readonly maxConnections: number | undefined;
+}
+
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface Config {
@@ -57,6 +65,7 @@ export interface Config {
   };
   readonly reverse: readonly ReverseRoute[];
   readonly timeouts: Timeouts;
+  readonly limits: Limits;
   readonly allowedClients: readonly string[];
   readonly log: { readonly level: LogLevel };
   /** True when the identity is Microsoft's documented example, not a real product. */
@@ -67,6 +76,9 @@ export interface Config {
 export const EXAMPLE_USER_AGENT = 'MdePartner-Contoso-ContosoCognito/1.0.0';
 
 export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({ connect: 10_000, upstream: 120_000, headers: 30_000, idle: 60_000, drain: 30_000 });
+
+/** Request-head defaults: Apache's 100 fields (LimitRequestFields); 32 KiB leaves room for large bearer tokens. */
+export const DEFAULT_LIMITS: Limits = Object.freeze({ maxHeaderCount: 100, maxHeaderBytes: 32_768, maxConnections: undefined });
 
 /**
  * node:http server options for client connections: keep-alive idle from `timeouts.idle`, the
@@ -81,6 +93,15 @@ export function serverOptions(t: Timeouts): ServerOptions {
 export function applyServerTimeouts(server: Server, t: Timeouts): void {
   server.keepAliveTimeout = t.idle;
   server.headersTimeout = t.headers;
+}
+
+/**
+ * Head limits on a server, at start and on reload (Node reads both per connection). The parser
+ * keeps one field past maxHeaderCount, so a cut list is seen as too long and refused, never forwarded.
+ */
+export function applyServerLimits(server: Server, l: Limits): void {
+  server.maxHeadersCount = l.maxHeaderCount + 1;
+  (server as Server & { maxHeaderSize: number }).maxHeaderSize = l.maxHeaderBytes;
 }
 
 /** Values from the command line or MDE_PARTNER_PROXY_* variables; they win over the file. */
@@ -136,6 +157,11 @@ const schema = z.strictObject({
   }).default({ noProxy: [], resolve: {} }),
   reverse: z.array(z.strictObject({ listen: z.string(), upstream: z.string(), product: z.string().optional() })).default([]),
   timeouts: z.strictObject({ connect: ms.optional(), upstream: ms.optional(), headers: ms.optional(), idle: ms.optional(), drain: ms.optional() }).default({}),
+  limits: z.strictObject({
+    maxHeaderCount: z.int().min(8).max(10_000).optional(),
+    maxHeaderBytes: z.int().min(1024).max(1_048_576).optional(),
+    maxConnections: z.int().min(1).max(1_000_000).optional(),
+  }).default({}),
   access: z.strictObject({
     allowedClients: z.array(z.string()).optional(),
     allowPrivateDestinations: z.boolean().default(false),
@@ -309,6 +335,11 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
     upstream: { ...(upstreamProxy ? { proxy: upstreamProxy } : {}), noProxy: raw.upstream.noProxy, ca, caFiles },
     reverse,
     timeouts,
+    limits: {
+      maxHeaderCount: raw.limits.maxHeaderCount ?? DEFAULT_LIMITS.maxHeaderCount,
+      maxHeaderBytes: raw.limits.maxHeaderBytes ?? DEFAULT_LIMITS.maxHeaderBytes,
+      maxConnections: raw.limits.maxConnections,
+    },
     allowedClients,
     log: { level },
     exampleIdentity,
@@ -356,6 +387,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     },
     reverse: config.reverse.map((r) => ({ listen: formatAuthority(r.listen), upstream: `https://${formatAuthority(r.upstream)}`, product: r.product.id })),
     timeouts: config.timeouts,
+    limits: { ...config.limits, maxConnections: config.limits.maxConnections ?? 'from the descriptor limit' },
     access: { allowedClients: config.allowedClients, allowPrivateDestinations: p.allowPrivateDestinations, connectPorts: [...p.connectPorts] },
     log: config.log,
   };

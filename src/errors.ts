@@ -11,6 +11,7 @@ export const ERRORS = {
   DestinationDenied: { status: 403, proxyStatus: 'destination_ip_prohibited' },
   PartnerUserAgentRequired: { status: 403, proxyStatus: 'http_request_denied' },
   MisdirectedRequest: { status: 421, proxyStatus: 'http_request_denied' },
+  RequestHeaderFieldsTooLarge: { status: 431, proxyStatus: 'http_request_error' },
   RequestHeaderTimeout: { status: 408, proxyStatus: 'http_request_error' },
   UpstreamUnreachable: { status: 502, proxyStatus: 'destination_unavailable' },
   UpstreamDnsError: { status: 502, proxyStatus: 'dns_error' },
@@ -43,6 +44,22 @@ export class ProxyError extends Error {
     this.target = opts.target;
     this.headers = opts.headers ?? {};
   }
+}
+
+/** Why a caller could not be bound to a product by its proxy credentials (policy.decideIdentity). */
+export type IdentityFailure = 'missing-credentials' | 'invalid-credentials' | 'unsupported-scheme';
+
+const IDENTITY_MESSAGES: Readonly<Record<IdentityFailure, string>> = {
+  'missing-credentials': 'This proxy requires Proxy-Authorization: Basic with a product\'s user name and password',
+  'invalid-credentials': 'The proxy credentials are not valid for any configured product',
+  'unsupported-scheme': 'Only the Basic scheme is supported for Proxy-Authorization',
+};
+
+/** The 407 every identity failure becomes (RFC 9110 §15.5.8 requires Proxy-Authenticate). */
+export function identityError(reason: IdentityFailure): ProxyError {
+  return new ProxyError('ProxyAuthenticationRequired', IDENTITY_MESSAGES[reason], {
+    headers: { 'proxy-authenticate': 'Basic realm="mde-partner-proxy", charset="UTF-8"' },
+  });
 }
 
 const SOCKET_ERRORS: Readonly<Record<string, ErrorCode>> = {
@@ -131,11 +148,11 @@ export function writeRawError(socket: Duplex, err: ProxyError): void {
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
   400: 'Bad Request', 403: 'Forbidden', 407: 'Proxy Authentication Required', 408: 'Request Timeout',
-  421: 'Misdirected Request', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable',
+  421: 'Misdirected Request', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable',
   504: 'Gateway Timeout',
 };
 
-/** Answers a request head the HTTP parser could not read with 400 or 408 JSON, then closes (RFC 9112 §2.2). */
+/** Answers a request head the HTTP parser could not read with 400, 408 or 431 JSON, then closes (RFC 9112 §2.2). */
 export function handleClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (socket.destroyed || !socket.writable || err.code === 'ECONNRESET') {
     socket.destroy();
@@ -144,7 +161,7 @@ export function handleClientError(err: NodeJS.ErrnoException, socket: Duplex): v
   const perr = err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
     ? new ProxyError('RequestHeaderTimeout', 'The request head did not arrive in time')
     : err.code === 'HPE_HEADER_OVERFLOW'
-      ? new ProxyError('BadRequest', 'The request head is too large')
+      ? new ProxyError('RequestHeaderFieldsTooLarge', 'The request head is larger than limits.maxHeaderBytes')
       : new ProxyError('BadRequest', `Malformed HTTP request (${err.code ?? 'parse error'})`);
   writeRawError(socket, perr);
 }

@@ -4,8 +4,15 @@
 /** What the policy did with one API request; the same words appear in YAML, logs and metric labels. */
 export type RequestAction = 'compliant' | 'rewritten' | 'rejected' | 'audited';
 
-/** What happened to one CONNECT. */
+/** What the proxy did with one CONNECT. */
 export type TunnelAction = 'tunnelled' | 'intercepted' | 'denied';
+
+/**
+ * How a CONNECT ended: 'denied' when the proxy refused it; 'failed' when the destination could not
+ * be reached or TLS could not be offered, so no byte of the caller's moved; 'closed' after the
+ * tunnel carried traffic and either side closed it (or it stayed idle past timeouts.idle).
+ */
+export type TunnelOutcome = 'closed' | 'failed' | 'denied';
 
 /** How a request reached the shared request path. */
 export type RequestMode = 'intercept' | 'forward' | 'reverse';
@@ -34,27 +41,40 @@ export interface ExchangeEvent {
   readonly userAgent: string | undefined;
   /** Milliseconds from the request head to the end of the response (or the failure). */
   readonly durationMs: number;
+  /** The caller's address (the client socket's remote address, IPv4-mapped IPv6 unwrapped); '' when unknown. */
+  readonly client: string;
   /** Stable ProxyError code when the exchange failed upstream or was refused by the proxy. */
   readonly error?: string;
   /** True when the client closed the connection before the response finished. */
   readonly aborted?: boolean;
 }
 
-/** One CONNECT decision. */
+/** One finished CONNECT: the decision, how it ended, how long it lasted and what it carried. */
 export interface TunnelEvent {
   readonly action: TunnelAction;
+  readonly outcome: TunnelOutcome;
+  /** Fixed reason string of the decision. */
   readonly reason: string;
   readonly product: string;
   readonly host: string;
   readonly port: number;
-  /** Stable ProxyError code for denied tunnels. */
+  /** The caller's address, as in ExchangeEvent. */
+  readonly client: string;
+  /** Milliseconds from the CONNECT head to the end of the tunnel. */
+  readonly durationMs: number;
+  /** Tunnel payload bytes the client sent (TLS records for an intercepted tunnel), after the CONNECT head. */
+  readonly bytesFromClient: number;
+  /** Tunnel payload bytes sent to the client, after the CONNECT answer. */
+  readonly bytesToClient: number;
+  /** Stable ProxyError code for denied and failed tunnels. */
   readonly error?: string;
 }
 
 /** Everything the proxy reports. Every method is optional; a missing one is a no-op. */
 export interface ProxyObserver {
   exchangeEnd?(event: ExchangeEvent): void;
-  tunnel?(event: TunnelEvent): void;
+  /** A CONNECT ended (a denied one ends at once). */
+  tunnelEnd?(event: TunnelEvent): void;
   /** A client connection to a proxy listener opened / closed. */
   connectionOpen?(): void;
   connectionClose?(): void;
@@ -68,26 +88,33 @@ export interface ProxyObserver {
 /** Observer that ignores everything. */
 export const noopObserver: ProxyObserver = Object.freeze({});
 
+/** The events a ProxyObserver can hear, in one list so wrappers cannot miss one. */
+const EVENT_NAMES = ['exchangeEnd', 'tunnelEnd', 'connectionOpen', 'connectionClose', 'certificateIssued', 'upstreamError', 'configReload'] as const satisfies readonly (keyof ProxyObserver)[];
+
+/** Wraps an observer so a fault in it never reaches the caller: the one place observer faults are caught. */
+export function guardObserver(observer: ProxyObserver): ProxyObserver {
+  const guarded: Record<string, (...args: unknown[]) => void> = {};
+  for (const name of EVENT_NAMES) {
+    const fn = observer[name] as ((...args: unknown[]) => void) | undefined;
+    if (fn === undefined) continue;
+    guarded[name] = (...args: unknown[]): void => {
+      try {
+        fn.apply(observer, args);
+      } catch {
+        // An observer fault loses one sample or one line; it never breaks the request path.
+      }
+    };
+  }
+  return guarded as ProxyObserver;
+}
+
 /** Fans every event out to several observers; one observer's fault never reaches the others or the caller. */
 export function combineObservers(...observers: ProxyObserver[]): ProxyObserver {
-  const call = <K extends keyof ProxyObserver>(key: K, args: unknown[]): void => {
-    for (const o of observers) {
-      const fn = o[key] as ((...a: unknown[]) => void) | undefined;
-      if (fn === undefined) continue;
-      try {
-        fn.apply(o, args);
-      } catch {
-        // An observer fault must never break the request path.
-      }
-    }
-  };
-  return {
-    exchangeEnd: (e) => call('exchangeEnd', [e]),
-    tunnel: (e) => call('tunnel', [e]),
-    connectionOpen: () => call('connectionOpen', []),
-    connectionClose: () => call('connectionClose', []),
-    certificateIssued: (h) => call('certificateIssued', [h]),
-    upstreamError: (c) => call('upstreamError', [c]),
-    configReload: (r) => call('configReload', [r]),
-  };
+  const guarded = observers.map(guardObserver);
+  const combined: Record<string, (...args: unknown[]) => void> = {};
+  for (const name of EVENT_NAMES) {
+    const fns = guarded.map((o) => o[name] as ((...args: unknown[]) => void) | undefined).filter((fn) => fn !== undefined);
+    if (fns.length > 0) combined[name] = (...args: unknown[]): void => { for (const fn of fns) fn(...args); };
+  }
+  return combined as ProxyObserver;
 }

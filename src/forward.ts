@@ -4,9 +4,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
 import { apiLabel, hostKind } from './catalogue.js';
 import type { Config } from './config.js';
-import { ProxyError, sendError, toProxyError } from './errors.js';
+import { ProxyError, identityError, sendError, toProxyError } from './errors.js';
 import type { ProxyObserver, RequestAction, RequestMode } from './events.js';
-import { buildRequestHeaders, buildResponseHeaders, countHeader, getHeader } from './headers.js';
+import { buildRequestHeaders, buildResponseHeaders, countHeader, decideHead, getHeader } from './headers.js';
 import { decideIdentity, decidePlain, decideRequest, denialText, type Product } from './policy.js';
 import { formatAuthority, parseAbsoluteTarget, parseAuthority } from './target.js';
 import type { Upstream } from './upstream.js';
@@ -26,35 +26,36 @@ export interface RequestContext {
   readonly mode: RequestMode;
   readonly origin?: { readonly scheme: 'http' | 'https'; readonly host: string; readonly port: number };
   readonly product?: Product;
-}
-
-const IDENTITY_MESSAGES = {
-  'missing-credentials': 'This proxy requires Proxy-Authorization: Basic with a product\'s user name and password',
-  'invalid-credentials': 'The proxy credentials are not valid for any configured product',
-  'unsupported-scheme': 'Only the Basic scheme is supported for Proxy-Authorization',
-} as const;
-
-/** The 407 every identity failure becomes (RFC 9110 §15.5.8 requires Proxy-Authenticate). */
-export function identityError(reason: keyof typeof IDENTITY_MESSAGES): ProxyError {
-  return new ProxyError('ProxyAuthenticationRequired', IDENTITY_MESSAGES[reason], {
-    headers: { 'proxy-authenticate': 'Basic realm="mde-partner-proxy", charset="UTF-8"' },
-  });
+  /** The caller's address when the request socket is not the client's own (intercepted: the CONNECT socket's). */
+  readonly client?: string;
 }
 
 interface Target { scheme: 'http' | 'https'; host: string; port: number; path: string }
 
-/** Works out where a request goes, or the ProxyError that refuses it. */
-function resolveTarget(rt: Runtime, ctx: RequestContext, req: IncomingMessage): Target | ProxyError {
+/** Where a request goes, or the refusal with its fixed reason. */
+type TargetDecision =
+  | { readonly target: Target; readonly refusal?: undefined }
+  | { readonly target?: undefined; readonly reason: string; readonly refusal: ProxyError; readonly host?: string };
+
+const refuse = (reason: string, refusal: ProxyError, host?: string): TargetDecision => (host === undefined ? { reason, refusal } : { reason, refusal, host });
+
+/** Works out where a request goes, or why it is refused. */
+function resolveTarget(rt: Runtime, ctx: RequestContext, req: IncomingMessage): TargetDecision {
   const url = req.url ?? '/';
   const raw = req.rawHeaders;
+  const fault = decideHead(raw, rt.config.limits.maxHeaderCount);
+  // The rest of a refused head's message is never read: close after the answer.
+  if (fault !== undefined) return refuse('too-many-header-fields', new ProxyError(fault.code, fault.message, { headers: { connection: 'close' } }));
   if (ctx.origin === undefined) {
     const t = parseAbsoluteTarget(url);
     if (t === undefined) {
-      return new ProxyError('BadRequest', 'This is a forward proxy: send absolute-form requests (http://host/path) or CONNECT host:443');
+      return refuse('not-absolute-form', new ProxyError('BadRequest', 'This is a forward proxy: send absolute-form requests (http://host/path) or CONNECT host:443'));
     }
-    const denied = decidePlain(rt.config.policy, t.host, t.port);
-    if (denied !== undefined) return new ProxyError('DestinationDenied', `${formatAuthority(t)} refused: ${denialText(denied.reason, t.port)}`);
-    return t;
+    const decision = decidePlain(rt.config.policy, t.host, t.port);
+    if (decision.action === 'deny') {
+      return refuse(decision.reason, new ProxyError(decision.error ?? 'DestinationDenied', `${formatAuthority(t)} refused: ${denialText(decision.reason, t.port)}`), t.host);
+    }
+    return { target: t };
   }
   const origin = ctx.origin;
   let path = url;
@@ -62,25 +63,44 @@ function resolveTarget(rt: Runtime, ctx: RequestContext, req: IncomingMessage): 
     // Absolute-form inside a tunnel or on a reverse route must still name the fixed origin.
     const t = parseAbsoluteTarget(url);
     if (t === undefined || t.host !== origin.host || t.port !== origin.port) {
-      return new ProxyError('MisdirectedRequest', `This connection serves only ${formatAuthority(origin)}`);
+      return refuse('misdirected-request', new ProxyError('MisdirectedRequest', `This connection serves only ${formatAuthority(origin)}`));
     }
     path = t.path;
   }
   if (ctx.mode === 'intercept') {
     // RFC 9110 §7.4: a request for another authority on this connection is misdirected (421).
-    if (countHeader(raw, 'host') !== 1) return new ProxyError('BadRequest', 'Exactly one Host header is required (RFC 9112 §3.2)');
+    if (countHeader(raw, 'host') !== 1) return refuse('host-header-count', new ProxyError('BadRequest', 'Exactly one Host header is required (RFC 9112 §3.2)'));
     const host = parseAuthority(getHeader(raw, 'host')!, origin.port);
     if (host === undefined || host.host !== origin.host || host.port !== origin.port) {
-      return new ProxyError('MisdirectedRequest', `This connection was opened for ${formatAuthority(origin)}; the Host header names another authority`);
+      return refuse('misdirected-request', new ProxyError('MisdirectedRequest', `This connection was opened for ${formatAuthority(origin)}; the Host header names another authority`));
     }
   }
-  return { scheme: origin.scheme, host: origin.host, port: origin.port, path };
+  return { target: { scheme: origin.scheme, host: origin.host, port: origin.port, path } };
+}
+
+/** The caller's address with an IPv4-mapped IPv6 prefix removed ('' when the socket has none). */
+export function clientAddress(socket: { readonly remoteAddress?: string | undefined }): string {
+  const addr = socket.remoteAddress ?? '';
+  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
+}
+
+/** undici's raw header list for a response head or trailers ([] when it has none or gives an object). */
+function rawPairs(raw: Dispatcher.DispatchController['rawHeaders']): readonly (Buffer | string)[] {
+  return Array.isArray(raw) ? raw : [];
+}
+
+/** A flat [name, value, …] list as the [name, value] pairs res.addTrailers takes. */
+export function toPairs(flat: readonly string[]): [string, string][] {
+  const pairs: [string, string][] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) pairs.push([flat[i]!, flat[i + 1]!]);
+  return pairs;
 }
 
 /** Serves one HTTP request through the policy to its upstream. Never throws. */
 export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMessage, res: ServerResponse): void {
   const start = performance.now();
   const { policy } = rt.config;
+  const client = ctx.client ?? clientAddress(req.socket);
   const raw = req.rawHeaders;
   const uaCount = countHeader(raw, 'user-agent');
   // Several User-Agent fields are joined, which never parses as a single compliant token.
@@ -92,17 +112,17 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
   let action: RequestAction | 'passed' = 'passed';
   let reason = 'refused';
   let error: string | undefined;
-  let abort: ((err?: Error) => void) | undefined;
+  let controller: Dispatcher.DispatchController | undefined;
   let finished = false;
 
   res.once('close', () => {
     finished = true;
     const aborted = !res.writableFinished;
-    if (aborted) abort?.();
+    if (aborted) controller?.abort(new Error('the client closed the connection'));
     rt.observer.exchangeEnd?.({
       product: product?.id ?? 'unregistered',
       api, method: req.method ?? '', status: res.headersSent ? res.statusCode : 0, action, reason,
-      mode: ctx.mode, host, userAgent, durationMs: performance.now() - start,
+      mode: ctx.mode, host, userAgent, durationMs: performance.now() - start, client,
       ...(error !== undefined ? { error } : {}),
       ...(aborted ? { aborted } : {}),
     });
@@ -114,8 +134,13 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
   };
 
   try {
-    const target = resolveTarget(rt, ctx, req);
-    if (target instanceof ProxyError) return fail(target);
+    const resolved = resolveTarget(rt, ctx, req);
+    if (resolved.refusal !== undefined) {
+      reason = resolved.reason;
+      if (resolved.host !== undefined) host = resolved.host;
+      return fail(resolved.refusal);
+    }
+    const { target } = resolved;
     host = target.host;
     if (product === undefined) {
       const id = decideIdentity(policy, getHeader(raw, 'proxy-authorization'));
@@ -140,45 +165,46 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
     // A small response with a known length is held and sent as one write: head and body together.
     let held: { statusCode: number; statusText: string; headers: string[]; chunks: Buffer[] } | undefined;
     const handler: Dispatcher.DispatchHandler = {
-      onConnect(abortFn: (err?: Error) => void) {
-        abort = abortFn;
-        if (finished) abortFn();
+      onRequestStart(c) {
+        controller = c;
+        if (finished) c.abort(new Error('the client closed the connection'));
       },
-      onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string) {
-        if (statusCode < 200) return true; // 1xx interim responses are not relayed.
-        const headers = buildResponseHeaders(rawHeaders);
+      onResponseStart(c, statusCode, _headers, statusText) {
+        if (statusCode < 200) return; // 1xx interim responses are not relayed.
+        // The raw pairs keep the origin's header names and order; the parsed object is not used.
+        const headers = buildResponseHeaders(rawPairs(c.rawHeaders));
         const length = Number(getHeader(headers, 'content-length') ?? NaN);
         if (length <= COALESCE_LIMIT) {
-          held = { statusCode, statusText, headers, chunks: [] };
-          return true;
+          held = { statusCode, statusText: statusText ?? '', headers, chunks: [] };
+          return;
         }
         res.writeHead(statusCode, statusText, headers);
-        res.on('drain', resume);
-        return true;
+        res.on('drain', () => c.resume());
       },
-      onData(chunk: Buffer) {
+      onResponseData(c, chunk) {
         if (held !== undefined) {
           held.chunks.push(chunk);
-          return true;
+          return;
         }
-        return res.write(chunk);
+        if (!res.write(chunk)) c.pause();
       },
-      onComplete(trailers: Buffer[] | null) {
+      onResponseEnd(c) {
         if (held !== undefined) {
           res.writeHead(held.statusCode, held.statusText, held.headers);
           res.end(held.chunks.length === 1 ? held.chunks[0] : Buffer.concat(held.chunks));
           return;
         }
-        if (trailers && trailers.length > 0 && res.chunkedEncoding) res.addTrailers(buildResponseHeaders(trailers) as unknown as [string, string][]);
+        const trailers = rawPairs(c.rawTrailers);
+        if (trailers.length > 0 && res.chunkedEncoding) res.addTrailers(toPairs(buildResponseHeaders(trailers)));
         res.end();
       },
-      onError(err: Error) {
+      onResponseError(_c, err) {
         if (finished) return;
         const perr = toProxyError(err, `upstream ${formatAuthority(target)}`);
         rt.observer.upstreamError?.(perr.code);
         fail(perr);
       },
-    } as unknown as Dispatcher.DispatchHandler;
+    };
     pool.dispatch({ path: target.path, method: req.method ?? 'GET', headers, body: hasBody ? req : null }, handler);
   } catch (err) {
     fail(err instanceof ProxyError ? err : new ProxyError('InternalError', `internal error: ${(err as Error).message}`, { cause: err }));

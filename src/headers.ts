@@ -84,3 +84,20 @@ export function buildResponseHeaders(raw: readonly (Buffer | string)[]): string[
   }
   return out;
 }
+
+/** Why a request head is refused before anything is forwarded: a stable error code and the caller's message. */
+export interface HeadFault {
+  readonly code: 'RequestHeaderFieldsTooLarge';
+  readonly message: string;
+}
+
+/**
+ * Refuses a head with more fields than maxFields. The server keeps one field past the limit, so a
+ * list Node cut short is always over it: a cut head is refused, never forwarded without its tail.
+ */
+export function decideHead(raw: readonly string[], maxFields: number): HeadFault | undefined {
+  if (raw.length / 2 > maxFields) {
+    return { code: 'RequestHeaderFieldsTooLarge', message: `The request has more than ${maxFields} header fields (limits.maxHeaderCount)` };
+  }
+  return undefined;
+}

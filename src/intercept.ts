@@ -6,15 +6,23 @@ import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { LeafIssuer } from './ca.js';
-import { applyServerTimeouts, serverOptions, type Timeouts } from './config.js';
+import { applyServerLimits, applyServerTimeouts, serverOptions, type Limits, type Timeouts } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
 import type { RequestContext } from './forward.js';
 
+/** The answer that opens a tunnel (RFC 9110 §9.3.6: any 2xx; no body). */
+export const CONNECT_ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
+
+/** How an interception began: TLS offered, the client gone first, or the refusal written to the client. */
+export type InterceptStart = 'established' | 'client-gone' | ProxyError;
+
 export interface Interceptor {
   /** Answers the CONNECT with 200, terminates TLS for host and serves the requests inside. */
-  intercept(socket: Duplex, head: Buffer, ctx: RequestContext & { origin: NonNullable<RequestContext['origin']> }): Promise<void>;
+  intercept(socket: Duplex, head: Buffer, ctx: RequestContext & { origin: NonNullable<RequestContext['origin']> }): Promise<InterceptStart>;
   /** Applies reloaded timeouts to the internal server. */
   setTimeouts(t: Timeouts): void;
+  /** Applies reloaded head limits to the internal server. */
+  setLimits(l: Limits): void;
   /** Closes idle intercepted connections; busy ones end after their current response. */
   closeIdle(): void;
   /** Destroys every intercepted connection. */
@@ -42,7 +50,10 @@ function withHead(socket: Duplex, head: Buffer): Duplex {
 export function createInterceptor(opts: {
   issuer: () => LeafIssuer;
   timeouts: Timeouts;
+  limits: Limits;
   onRequest: (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => void;
+  /** Bytes the parser cannot read; the listeners' handler, so an exchange in flight is answered first. */
+  onClientError?: (err: NodeJS.ErrnoException, socket: Duplex) => void;
 }): Interceptor {
   const contexts = new WeakMap<object, RequestContext>();
   const server: Server = createServer(serverOptions(opts.timeouts), (req, res) => {
@@ -54,7 +65,8 @@ export function createInterceptor(opts: {
   // tracking on 'listening', and that tracking is what enforces headersTimeout (slowloris) and what
   // closeIdleConnections/closeAllConnections walk, so start it by hand.
   server.emit('listening');
-  server.on('clientError', handleClientError);
+  applyServerLimits(server, opts.limits);
+  server.on('clientError', opts.onClientError ?? handleClientError);
   // A CONNECT inside an intercepted tunnel would escape the policy.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     writeRawError(socket, new ProxyError('BadRequest', 'CONNECT is not allowed inside an intercepted connection'));
@@ -70,11 +82,12 @@ export function createInterceptor(opts: {
       try {
         secureContext = await opts.issuer().secureContextFor(host);
       } catch (err) {
-        writeRawError(socket, new ProxyError('InternalError', `cannot issue a certificate for ${host}: ${(err as Error).message}`));
-        return;
+        const refusal = new ProxyError('InternalError', `cannot issue a certificate for ${host}: ${(err as Error).message}`);
+        writeRawError(socket, refusal);
+        return refusal;
       }
-      if (socket.destroyed) return;
-      socket.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+      if (socket.destroyed) return 'client-gone';
+      socket.write(CONNECT_ESTABLISHED);
       const tls = new TLSSocket(withHead(socket, head) as Socket, {
         isServer: true,
         secureContext,
@@ -88,9 +101,13 @@ export function createInterceptor(opts: {
       socket.on('error', () => tls.destroy());
       contexts.set(tls, ctx);
       server.emit('connection', tls);
+      return 'established';
     },
     setTimeouts(t) {
       applyServerTimeouts(server, t);
+    },
+    setLimits(l) {
+      applyServerLimits(server, l);
     },
     closeIdle() {
       server.closeIdleConnections();

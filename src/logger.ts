@@ -29,6 +29,10 @@ export const LOG_FIELDS = {
   durationMs: 'durationMs',
   error: 'error',
   aborted: 'aborted',
+  client: 'client',
+  outcome: 'outcome',
+  bytesFromClient: 'bytesFromClient',
+  bytesToClient: 'bytesToClient',
   result: 'result',
   code: 'code',
 } as const;
@@ -118,16 +122,9 @@ const isUpstreamFailure = (e: ExchangeEvent): boolean =>
 /** Observer that writes one line per exchange and per CONNECT decision, plus config reloads. */
 export function createLogObserver(logger: pino.Logger): ProxyObserver {
   const F = LOG_FIELDS;
-  // Like every observer, a fault here must not reach the request path.
-  const guard = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A): void => {
-    try {
-      fn(...args);
-    } catch {
-      // A log line lost is better than a request failed.
-    }
-  };
+  // createProxy guards every observer (events.guardObserver): a fault here loses one line, no more.
   return {
-    exchangeEnd: guard((e: ExchangeEvent) => {
+    exchangeEnd: (e: ExchangeEvent) => {
       const line: Record<string, unknown> = {
         [F.event]: LOG_EVENTS.exchange,
         [F.product]: e.product,
@@ -139,32 +136,39 @@ export function createLogObserver(logger: pino.Logger): ProxyObserver {
         [F.mode]: e.mode,
         [F.host]: truncate(e.host),
         [F.userAgent]: truncate(e.userAgent),
+        [F.client]: e.client,
         [F.durationMs]: Math.round(e.durationMs * 1000) / 1000,
       };
       if (e.error !== undefined) line[F.error] = e.error;
       if (e.aborted === true) line[F.aborted] = true;
       if (isUpstreamFailure(e)) logger.warn(line, LOG_EVENTS.exchange);
       else logger.info(line, LOG_EVENTS.exchange);
-    }),
-    tunnel: guard((e: TunnelEvent) => {
+    },
+    tunnelEnd: (e: TunnelEvent) => {
       const line: Record<string, unknown> = {
         [F.event]: LOG_EVENTS.tunnel,
         [F.action]: e.action,
+        [F.outcome]: e.outcome,
         [F.reason]: e.reason,
         [F.product]: e.product,
         [F.host]: truncate(e.host),
         [F.port]: e.port,
+        [F.client]: e.client,
+        [F.durationMs]: Math.round(e.durationMs * 1000) / 1000,
+        [F.bytesFromClient]: e.bytesFromClient,
+        [F.bytesToClient]: e.bytesToClient,
       };
       if (e.error !== undefined) line[F.error] = e.error;
-      logger.info(line, LOG_EVENTS.tunnel);
-    }),
+      if (e.outcome === 'failed') logger.warn(line, LOG_EVENTS.tunnel);
+      else logger.info(line, LOG_EVENTS.tunnel);
+    },
     // No configReload line: the CLI, which knows the trigger and the cause, writes the one reload line.
-    certificateIssued: guard((host: string) => {
+    certificateIssued: (host: string) => {
       logger.debug({ [F.event]: LOG_EVENTS.certificateIssued, [F.host]: truncate(host) }, LOG_EVENTS.certificateIssued);
-    }),
+    },
     // The exchange line already carries the code at warn; this one is for blind tunnels and debugging.
-    upstreamError: guard((code: string) => {
+    upstreamError: (code: string) => {
       logger.debug({ [F.event]: LOG_EVENTS.upstreamError, [F.code]: truncate(code) }, LOG_EVENTS.upstreamError);
-    }),
+    },
   };
 }

@@ -86,7 +86,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   });
   const tunnels = new Counter({
     name: `${METRIC_PREFIX}tunnels_total`,
-    help: 'CONNECT requests by decision: tunnelled (blind), intercepted (TLS terminated, policy applied) or denied.',
+    help: 'Finished CONNECT requests by decision: tunnelled (blind), intercepted (TLS terminated, policy applied) or denied; a tunnel whose destination could not be reached is not counted here.',
     labelNames: ['action'] as const,
     registers,
   });
@@ -150,23 +150,18 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     }
   };
 
-  // Observers never throw into the request path (events.ts); a fault here loses one sample, no more.
-  const guard = <A extends unknown[]>(fn: (...args: A) => void) => (...args: A): void => {
-    try {
-      fn(...args);
-    } catch {
-      // Deliberately ignored: metrics are best effort, the proxy is not.
-    }
-  };
-
+  // createProxy guards every observer (events.guardObserver): a fault here loses one sample, no more.
   const observer: ProxyObserver = {
-    exchangeEnd: guard(exchangeEnd),
-    tunnel: guard((e: TunnelEvent) => tunnels.inc({ action: bound(tunnelActions, e.action, OTHER_LABEL) })),
-    connectionOpen: guard(() => openConnections.inc()),
-    connectionClose: guard(() => openConnections.dec()),
-    certificateIssued: guard(() => certificates.inc()),
-    upstreamError: guard((code: string) => upstreamErrors.inc({ code: bound(errorCodes, code, OTHER_LABEL) })),
-    configReload: guard((result: ReloadResult) => reloads.inc({ result: bound(reloadResults, result, OTHER_LABEL) })),
+    exchangeEnd,
+    // A tunnel whose destination could not be reached did not tunnel: upstream_errors_total counts it.
+    tunnelEnd: (e: TunnelEvent) => {
+      if (e.outcome !== 'failed') tunnels.inc({ action: bound(tunnelActions, e.action, OTHER_LABEL) });
+    },
+    connectionOpen: () => openConnections.inc(),
+    connectionClose: () => openConnections.dec(),
+    certificateIssued: () => certificates.inc(),
+    upstreamError: (code: string) => upstreamErrors.inc({ code: bound(errorCodes, code, OTHER_LABEL) }),
+    configReload: (result: ReloadResult) => reloads.inc({ result: bound(reloadResults, result, OTHER_LABEL) }),
   };
 
   return {

@@ -4,7 +4,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import { hostKind, isEnforced, type Catalogue } from './catalogue.js';
 import { classifyHost, isRestricted, formatAuthority } from './target.js';
 import { formatPartnerUserAgent, isCompliant, parsePartnerUserAgent, type PartnerIdentity } from './user-agent.js';
-import type { ErrorCode } from './errors.js';
+import type { ErrorCode, IdentityFailure } from './errors.js';
 import type { RequestAction } from './events.js';
 
 export type PolicyMode = 'rewrite' | 'reject' | 'audit';
@@ -43,6 +43,13 @@ export interface ConnectDecision {
   readonly error?: ErrorCode;
 }
 
+/** Whether a destination may be reached at all, before the kind of host is considered. */
+export interface DestinationDecision {
+  readonly action: 'allow' | 'deny';
+  readonly reason: string;
+  readonly error?: ErrorCode;
+}
+
 export interface RequestDecision {
   /** 'passed': not a Microsoft security API call; forwarded unchanged and not counted. */
   readonly action: RequestAction | 'passed';
@@ -70,12 +77,12 @@ export function resolveDestination(policy: Policy, host: string, port: number): 
  * Refuses loopback, link-local, private and disguised addresses (`127.1`, `2130706433`, `[::1]`)
  * unless `upstream.resolve` names the destination or private destinations are allowed.
  */
-export function decideDestination(policy: Policy, host: string, port: number): ConnectDecision | undefined {
-  if (policy.allowPrivateDestinations) return undefined;
-  if (policy.resolve.has(formatAuthority({ host, port }))) return undefined;
+export function decideDestination(policy: Policy, host: string, port: number): DestinationDecision {
+  if (policy.resolve.has(formatAuthority({ host, port }))) return { action: 'allow', reason: 'resolve-override' };
   const cls = classifyHost(host);
-  if (isRestricted(cls)) return { action: 'deny', reason: `${cls}-destination`, error: 'DestinationDenied' };
-  return undefined;
+  if (!isRestricted(cls)) return { action: 'allow', reason: 'public-destination' };
+  if (policy.allowPrivateDestinations) return { action: 'allow', reason: 'private-destinations-allowed' };
+  return { action: 'deny', reason: `${cls}-destination`, error: 'DestinationDenied' };
 }
 
 /** The caller-facing explanation of a deny reason. */
@@ -86,18 +93,19 @@ export function denialText(reason: string, port: number): string {
 }
 
 /** Decides whether a plain absolute-form request may go to host:port: the destination check, then otherHosts. */
-export function decidePlain(policy: Policy, host: string, port: number): ConnectDecision | undefined {
-  const denied = decideDestination(policy, host, port);
-  if (denied !== undefined) return denied;
-  if (policy.otherHosts === 'deny' && hostKind(policy.catalogue, host) === 'other') return { action: 'deny', reason: 'other-host-denied', error: 'DestinationDenied' };
-  return undefined;
+export function decidePlain(policy: Policy, host: string, port: number): DestinationDecision {
+  const destination = decideDestination(policy, host, port);
+  if (destination.action === 'deny') return destination;
+  if (hostKind(policy.catalogue, host) !== 'other') return destination;
+  if (policy.otherHosts === 'deny') return { action: 'deny', reason: 'other-host-denied', error: 'DestinationDenied' };
+  return destination;
 }
 
 /** Decides what a CONNECT to host:port becomes: intercepted, tunnelled blind, or denied. */
 export function decideConnect(policy: Policy, host: string, port: number): ConnectDecision {
   if (!policy.connectPorts.has(port)) return { action: 'deny', reason: 'port-not-allowed', error: 'DestinationDenied' };
-  const denied = decideDestination(policy, host, port);
-  if (denied !== undefined) return denied;
+  const destination = decideDestination(policy, host, port);
+  if (destination.action === 'deny') return { action: 'deny', reason: destination.reason, ...(destination.error !== undefined ? { error: destination.error } : {}) };
   const kind = hostKind(policy.catalogue, host);
   if (kind === 'api' || kind === 'graph') return { action: 'intercept', reason: 'catalogue-host' };
   if (kind === 'token') return { action: 'tunnel', reason: 'token-endpoint' };
@@ -144,7 +152,7 @@ export function rewrittenUserAgent(style: RewriteStyle, product: Product, origin
 
 export type IdentityDecision =
   | { readonly product: Product; readonly error?: undefined }
-  | { readonly product?: undefined; readonly error: 'missing-credentials' | 'invalid-credentials' | 'unsupported-scheme' };
+  | { readonly product?: undefined; readonly error: IdentityFailure };
 
 const digest = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 

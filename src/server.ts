@@ -5,13 +5,13 @@ import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createLeafIssuer, loadOrCreateCa, type LeafIssuer, type LoadedCa } from './ca.js';
 import { nameConstraintDomains } from './catalogue.js';
-import { applyServerTimeouts, serverOptions, type Config, type ListenAddress } from './config.js';
+import { applyServerLimits, applyServerTimeouts, serverOptions, type Config, type ListenAddress } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
-import { noopObserver, type ProxyObserver } from './events.js';
+import { guardObserver, type ProxyObserver } from './events.js';
 import { handleRequest, type RequestContext, type Runtime } from './forward.js';
 import { createInterceptor } from './intercept.js';
 import { handleConnect } from './tunnel.js';
-import { createUpstream } from './upstream.js';
+import { createUpstream, reuseOrCreateUpstream } from './upstream.js';
 
 export interface ListeningAddresses {
   readonly proxy: AddressInfo;
@@ -76,21 +76,28 @@ export async function loadInterceptionCa(config: Config, observer: ProxyObserver
 
 /** Creates the proxy for a config; nothing listens until listen(). */
 export async function createProxy(config: Config, opts: { observer?: ProxyObserver } = {}): Promise<ProxyServer> {
-  const observer = opts.observer ?? noopObserver;
+  // The one guard: every event the proxy reports goes through it, so no observer fault reaches a request.
+  const observer = guardObserver(opts.observer ?? {});
   const { ca, issuer } = await loadInterceptionCa(config, observer);
   let runtime: Runtime = { config, upstream: createUpstream(config), observer };
   let allowed = allowList(config.allowedClients);
   let draining = false;
 
   const inFlight = new Set<ServerResponse>();
+  /** Exchanges not yet ended, per client connection (a listener's socket or an intercepted TLS socket). */
+  const perSocket = new WeakMap<object, Set<ServerResponse>>();
+  /** Connections that sent bytes the parser could not read behind an exchange: closed once it ends. */
+  const refusing = new WeakSet<object>();
   const servers: Server[] = [];
   const interceptor = createInterceptor({
     issuer: () => issuer,
     timeouts: config.timeouts,
+    limits: config.limits,
     onRequest: (ctx, req, res) => {
       track(res);
       handleRequest(runtime, ctx, req, res);
     },
+    onClientError: (err, socket) => clientError(err, socket),
   });
   const closeIdle = (): void => {
     for (const s of servers) s.closeIdleConnections();
@@ -100,10 +107,33 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   const track = (res: ServerResponse): void => {
     if (draining) res.shouldKeepAlive = false;
     inFlight.add(res);
+    const socket = res.req.socket;
+    let open = perSocket.get(socket);
+    if (open === undefined) perSocket.set(socket, (open = new Set()));
+    open.add(res);
+    if (refusing.has(socket)) res.shouldKeepAlive = false;
     res.once('close', () => {
       inFlight.delete(res);
+      open.delete(res);
+      if (open.size === 0 && refusing.has(socket)) (socket as Socket).destroySoon();
       if (draining) setImmediate(closeIdle);
     });
+  };
+  /**
+   * Bytes the parser cannot read. With no exchange open on the connection: the 400/408/431 answer.
+   * Behind exchanges whose requests arrived whole: those are answered (with Connection: close if not
+   * yet begun), nothing is written for the bad bytes, and the connection closes after the last one,
+   * so a raw error never lands inside a body. A request cut by the error is never completed upstream:
+   * the connection is destroyed, which aborts it.
+   */
+  const clientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    const open = perSocket.get(socket);
+    if (open === undefined || open.size === 0) return handleClientError(err, socket);
+    refusing.add(socket);
+    for (const res of open) {
+      if (!res.req.complete) return void socket.destroy();
+      if (!res.headersSent) res.shouldKeepAlive = false;
+    }
   };
   const denied = new WeakSet<object>();
   const connectSockets = new Set<Duplex>();
@@ -125,7 +155,8 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       observer.connectionOpen?.();
       socket.once('close', () => observer.connectionClose?.());
     });
-    server.on('clientError', handleClientError);
+    server.on('clientError', clientError);
+    applyServerLimits(server, config.limits);
     servers.push(server);
     return server;
   };
@@ -163,12 +194,17 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     reload(next) {
       const old = runtime.upstream;
       const nextAllowed = allowList(next.allowedClients);
-      runtime = { config: next, upstream: createUpstream(next), observer };
+      runtime = { config: next, upstream: reuseOrCreateUpstream(next, old), observer };
       allowed = nextAllowed;
-      for (const s of servers) applyServerTimeouts(s, next.timeouts);
+      for (const s of servers) {
+        applyServerTimeouts(s, next.timeouts);
+        applyServerLimits(s, next.limits);
+      }
       interceptor.setTimeouts(next.timeouts);
+      interceptor.setLimits(next.limits);
       if (next.reverse.length === config.reverse.length) reverseCtx = reverseContexts(next);
-      setTimeout(() => void old.close(), next.timeouts.drain).unref();
+      // A replaced outbound side serves its in-flight requests for up to the drain timeout.
+      if (runtime.upstream !== old) setTimeout(() => void old.close(), next.timeouts.drain).unref();
     },
     async drain(timeoutMs) {
       draining = true;

@@ -1,28 +1,27 @@
-// Every outbound connection: `upstream.resolve` first, then the destination check on the address
-// DNS returns, then an optional upstream proxy (CONNECT), then TLS that verifies the server
-// against the system trust plus `upstream.ca`. One undici Pool per origin, reused across requests.
-import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+// The pools: one undici Pool per origin, reused across requests and across reloads that leave
+// the outbound settings alone. Every outbound connection goes `upstream.resolve` first, then the
+// destination check (dns-guard.ts on the addresses DNS returns), then an optional upstream proxy
+// (upstream-proxy.ts), then TLS verified against the trust store (trust.ts).
 import { connect as netConnect, type Socket } from 'node:net';
-import { readFileSync } from 'node:fs';
-import { createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import type { Pool as UndiciPool, buildConnector as UndiciBuildConnector } from 'undici';
 // undici's index also loads fetch, WebSocket, caches and mocks; the proxy needs only Pool and the
 // connector. Importing those two files directly takes ~60 ms instead of ~150-240 ms at start-up.
-// They are not undici's documented entry points (src/undici-parts.d.ts types them): check them on
-// an undici upgrade.
+// They are not undici's documented entry points (src/undici-parts.d.ts types them; package.json
+// pins undici to one minor; test/unit/undici-parts.test.ts fails if a release moves them).
 import PoolClass from 'undici/lib/dispatcher/pool.js';
 import buildConnectorFn from 'undici/lib/core/connect.js';
 import type { Config } from './config.js';
+import { guardedLookup } from './dns-guard.js';
 import { ProxyError } from './errors.js';
 import { decideDestination, denialText, resolveDestination } from './policy.js';
-import { classifyHost, isRestricted, formatAuthority } from './target.js';
+import { classifyHost, formatAuthority } from './target.js';
+import { reuseOrCreateTrust, type UpstreamTrust } from './trust.js';
+import { connectViaProxy, matchesNoProxy } from './upstream-proxy.js';
 
 const Pool: typeof UndiciPool = PoolClass;
 type Pool = UndiciPool;
 const buildConnector: typeof UndiciBuildConnector = buildConnectorFn;
 
-/** Debian's system bundle; Node's own store is Mozilla's, so the system trust is added to it. */
-const SYSTEM_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 const MAX_POOLS = 256;
 
 export interface Upstream {
@@ -32,94 +31,39 @@ export interface Upstream {
   dial(host: string, port: number): Promise<Socket>;
   /** Closes every pool after in-flight requests finish. */
   close(): Promise<void>;
+  /** The settings this side was built from (see outboundKey); equal keys mean it can keep serving. */
+  readonly key: string;
+  readonly trust: UpstreamTrust;
 }
 
-function readSystemRoots(): string[] {
-  try {
-    const text = readFileSync(SYSTEM_BUNDLE, 'utf8');
-    return text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  } catch {
-    return [];
-  }
-}
-
-/** The trust for upstream TLS, built once: Node's roots, the system bundle and `upstream.ca`. */
-export function createUpstreamTrust(extraPem: readonly string[]): SecureContext {
-  // Most system roots are Node's too: parsing each root once saves ~40 ms of start-up (bench).
-  const body = (pem: string): string => pem.replace(/-----[A-Z ]+-----|\s+/g, '');
-  const known = new Set(rootCertificates.map(body));
-  const extra = readSystemRoots().filter((pem) => !known.has(body(pem)));
-  return createSecureContext({ ca: [...rootCertificates, ...extra, ...extraPem], minVersion: 'TLSv1.2' });
-}
-
-type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
-
-/** A dns.lookup that refuses restricted addresses, so a public name cannot lead to a private host. */
-function guardedLookup(allowPrivate: boolean) {
-  return (hostname: string, options: LookupOptions, callback: LookupCallback): void => {
-    dnsLookup(hostname, { ...options, all: true }, (err, addresses) => {
-      if (err) return callback(err, '');
-      const allowed = allowPrivate ? addresses : addresses.filter((a) => !isRestricted(classifyHost(a.address)));
-      if (allowed.length === 0) {
-        const denied = Object.assign(new Error(`${hostname} resolves only to restricted addresses`), { code: 'EDESTDENIED' });
-        return callback(denied, '');
-      }
-      if (options.all) return callback(null, allowed);
-      callback(null, allowed[0]!.address, allowed[0]!.family);
-    });
-  };
-}
-
-function matchesNoProxy(noProxy: readonly string[], host: string): boolean {
-  return noProxy.some((p) => {
-    const n = p.toLowerCase().replace(/^\*?\./, '');
-    return n === '*' || host === n || host.endsWith(`.${n}`);
+/**
+ * Everything the outbound side depends on: the destination checks (private destinations,
+ * `upstream.resolve`), the upstream proxy, the extra roots and the outbound timeouts. A reload
+ * that changes none of these keeps the pools, their connections and TLS sessions.
+ */
+export function outboundKey(config: Config): string {
+  const { policy, timeouts, upstream } = config;
+  return JSON.stringify({
+    allowPrivate: policy.allowPrivateDestinations,
+    resolve: [...policy.resolve],
+    proxy: upstream.proxy ?? null,
+    noProxy: upstream.noProxy,
+    ca: upstream.ca,
+    timeouts: [timeouts.connect, timeouts.upstream, timeouts.idle],
   });
 }
 
-/** Opens a CONNECT tunnel through the upstream proxy (RFC 9110 §9.3.6) and returns the raw socket. */
-function connectViaProxy(proxy: { host: string; port: number }, target: string, timeoutMs: number): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = netConnect({ host: proxy.host, port: proxy.port });
-    const timer = setTimeout(() => socket.destroy(Object.assign(new Error(`upstream proxy did not answer CONNECT ${target}`), { code: 'ETIMEDOUT' })), timeoutMs);
-    let buffered = Buffer.alloc(0);
-    const onData = (chunk: Buffer): void => {
-      buffered = Buffer.concat([buffered, chunk]);
-      const end = buffered.indexOf('\r\n\r\n');
-      if (end < 0) {
-        if (buffered.length > 16384) socket.destroy(Object.assign(new Error('upstream proxy response head too large'), { code: 'UND_ERR_INFO' }));
-        return;
-      }
-      clearTimeout(timer);
-      socket.off('data', onData);
-      socket.off('error', onError);
-      const status = /^HTTP\/1\.[01] (\d{3})/.exec(buffered.subarray(0, end).toString('latin1'))?.[1];
-      if (status === undefined || status[0] !== '2') {
-        socket.destroy();
-        reject(Object.assign(new Error(`upstream proxy refused CONNECT ${target} with ${status ?? 'a malformed response'}`), { code: 'EUPSTREAMPROXY' }));
-        return;
-      }
-      const rest = buffered.subarray(end + 4);
-      if (rest.length > 0) socket.unshift(rest);
-      resolve(socket);
-    };
-    const onError = (err: Error): void => {
-      clearTimeout(timer);
-      reject(err);
-    };
-    socket.on('data', onData);
-    socket.once('error', onError);
-    // A proxy that closes without an error or an answer must not leave the request waiting (a settled promise ignores this).
-    socket.once('close', () => onError(Object.assign(new Error(`upstream proxy closed the connection before answering CONNECT ${target}`), { code: 'ECONNRESET' })));
-    socket.once('connect', () => socket.write(`CONNECT ${target} HTTP/1.1\r\nHost: ${target}\r\n\r\n`));
-  });
+/** The outbound side for a config: previous itself when outboundKey is unchanged, else a new one that reuses previous's trust store when it can. */
+export function reuseOrCreateUpstream(config: Config, previous: Upstream): Upstream {
+  return previous.key === outboundKey(config) ? previous : createUpstream(config, previous.trust);
 }
 
-/** Creates the outbound side for one Config. */
-export function createUpstream(config: Config): Upstream {
+/** Creates the outbound side for one Config; the trust store is taken from previousTrust when built from the same roots. */
+export function createUpstream(config: Config, previousTrust?: UpstreamTrust): Upstream {
   const policy = config.policy;
   const { timeouts } = config;
-  const secureContext = createUpstreamTrust(config.upstream.ca);
+  const trust = reuseOrCreateTrust(config.upstream.ca, previousTrust);
+  const secureContext = trust.context;
   const guarded = guardedLookup(policy.allowPrivateDestinations);
   const pools = new Map<string, Pool>();
   const proxy = config.upstream.proxy;
@@ -130,8 +74,8 @@ export function createUpstream(config: Config): Upstream {
   const plainConnector = buildConnector(base as UndiciBuildConnector.BuildOptions);
 
   const refuseDestination = (host: string, port: number): ProxyError | undefined => {
-    const denied = decideDestination(policy, host, port);
-    return denied === undefined ? undefined : new ProxyError('DestinationDenied', `${formatAuthority({ host, port })} refused: ${denialText(denied.reason, port)}`);
+    const destination = decideDestination(policy, host, port);
+    return destination.action === 'allow' ? undefined : new ProxyError('DestinationDenied', `${formatAuthority({ host, port })} refused: ${denialText(destination.reason, port)}`);
   };
 
   const viaProxy = (host: string): boolean => proxy !== undefined && !matchesNoProxy(config.upstream.noProxy, host);
@@ -156,6 +100,8 @@ export function createUpstream(config: Config): Upstream {
     }) as UndiciBuildConnector.connector;
 
   return {
+    key: outboundKey(config),
+    trust,
     pool(scheme, host, port) {
       const key = `${scheme}://${formatAuthority({ host, port })}`;
       let pool = pools.get(key);

@@ -112,7 +112,7 @@ export interface LimitRow {
 }
 
 /** One non-compliant caller over a range (a product's top callers, by calls). */
-export interface CallerRow extends CallerCount {}
+export type CallerRow = CallerCount;
 
 export interface Page<T> {
   readonly rows: readonly T[];

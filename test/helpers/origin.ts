@@ -29,6 +29,22 @@ export function headerValues(raw: readonly string[], name: string): string[] {
   return out;
 }
 
+/** Streams n bytes of 'x' in 64 KiB chunks, honouring backpressure (GET /bytes/N). */
+function streamBytes(res: ServerResponse, n: number): void {
+  res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': n });
+  const chunk = Buffer.alloc(65536, 'x');
+  let left = n;
+  const pump = (): void => {
+    while (left > 0) {
+      const part = left >= chunk.length ? chunk : chunk.subarray(0, left);
+      left -= part.length;
+      if (!res.write(part)) return void res.once('drain', pump);
+    }
+    res.end();
+  };
+  pump();
+}
+
 function handler(received: Received[], timers: Set<NodeJS.Timeout>) {
   return (req: IncomingMessage, res: ServerResponse): void => {
     const chunks: Buffer[] = [];
@@ -42,6 +58,17 @@ function handler(received: Received[], timers: Set<NodeJS.Timeout>) {
         servername: (req.socket as TLSSocket).servername || undefined,
       };
       received.push(r);
+      if (r.url.startsWith('/trailers')) {
+        // A chunked body followed by trailer fields (RFC 9112 §7.1.2), for relaying tests.
+        res.writeHead(200, { 'content-type': 'text/plain', trailer: 'X-Checksum, X-Records' });
+        res.write('first chunk;');
+        res.write('second chunk');
+        res.addTrailers([['X-Checksum', 'sha256-abc'], ['X-Records', '2']]);
+        res.end();
+        return;
+      }
+      const bytes = /^\/bytes\/(\d+)/.exec(r.url)?.[1];
+      if (bytes !== undefined) return void streamBytes(res, Number(bytes));
       const status = /^\/status\/(\d{3})/.exec(r.url)?.[1];
       const delay = Number(/^\/slow\/(\d+)/.exec(r.url)?.[1] ?? 0);
       const body = JSON.stringify(r);

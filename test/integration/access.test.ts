@@ -82,7 +82,10 @@ it('reaches Microsoft through upstream.proxy, asking it to CONNECT the resolved 
   const r = await viaProxy(inner.url, inner.caPem, 'https://api.security.microsoft.com/api/machines', { headers: { 'user-agent': 'x/1' } });
   expect(r.status).toBe(200);
   expect(headerValues(r.echo!.rawHeaders, 'user-agent')).toEqual(['MdePartner-Contoso-ContosoCognito/1.0.0']);
-  expect(outer.recorder.tunnels).toEqual([expect.objectContaining({ action: 'tunnelled', host: '127.0.0.1', port: origin.port })]);
+  // The inner proxy keeps its upstream connection; closing it ends the outer tunnel.
+  await inner.close();
+  await outer.recorder.waitForTunnel(() => true);
+  expect(outer.recorder.tunnels).toEqual([expect.objectContaining({ action: 'tunnelled', outcome: 'closed', host: '127.0.0.1', port: origin.port })]);
 });
 
 it('answers 502 when upstream.proxy refuses the CONNECT', async () => {

@@ -23,6 +23,7 @@ describe('admin server', () => {
       host: 'api.security.microsoft.com',
       userAgent: undefined,
       durationMs: 10,
+      client: '127.0.0.1',
     });
     admin = createAdminServer({ registry });
     const address = await admin.listen(0, '127.0.0.1');

@@ -6,6 +6,7 @@ import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { testPki } from '../helpers/pki.js';
 import { rawExchange, statusOf } from '../helpers/raw.js';
 import { run } from '../helpers/child.js';
+import { clientAddress } from '../../src/forward.js';
 
 const PARTNER_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
 let tlsOrigin: Origin;
@@ -78,6 +79,39 @@ describe('plain absolute-form forwarding', () => {
   });
 });
 
+describe('refusals carry their decision', () => {
+  it.each([
+    ['http://127.1/api/machines', 'loopback-destination', 'DestinationDenied', 403],
+    ['http://[::1]:8080/', 'loopback-destination', 'DestinationDenied', 403],
+    ['http://10.0.0.7/', 'private-destination', 'DestinationDenied', 403],
+  ])('reports %s refused with reason %s', async (url, reason, code, status) => {
+    const before = proxy.recorder.exchanges.length;
+    const res = await rawExchange(proxy.port, `GET ${url} HTTP/1.1\r\nHost: ${new URL(url).host}\r\nConnection: close\r\n\r\n`);
+    expect(statusOf(res)).toBe(status);
+    const e = (await proxy.recorder.waitForExchanges(before + 1))[before];
+    expect(e).toMatchObject({ mode: 'forward', status, reason, error: code, action: 'passed', client: '127.0.0.1' });
+  });
+
+  it('reports an origin-form request on the forward listener as not-absolute-form', async () => {
+    const res = await rawExchange(proxy.port, 'GET /api/machines HTTP/1.1\r\nHost: x.test\r\nConnection: close\r\n\r\n');
+    expect(statusOf(res)).toBe(400);
+    const e = await proxy.recorder.waitForExchange((x) => x.reason === 'not-absolute-form');
+    expect(e).toMatchObject({ status: 400, error: 'BadRequest' });
+  });
+});
+
+describe('clientAddress', () => {
+  it.each([
+    ['127.0.0.1', '127.0.0.1'],
+    ['::ffff:192.0.2.7', '192.0.2.7'],
+    ['::1', '::1'],
+    ['2001:db8::ffff:1', '2001:db8::ffff:1'],
+    [undefined, ''],
+  ])('turns remote address %p into %p', (remoteAddress, expected) => {
+    expect(clientAddress({ remoteAddress })).toBe(expected);
+  });
+});
+
 describe('reverse routes', () => {
   it('forwards plain HTTP in to the fixed HTTPS upstream with the route\'s product', async () => {
     const port = proxy.reversePorts[0]!;
@@ -90,6 +124,13 @@ describe('reverse routes', () => {
     expect(headerValues(echo.rawHeaders, 'user-agent')).toEqual([PARTNER_UA]);
     const e = (await proxy.recorder.waitForExchanges(1)).find((x) => x.mode === 'reverse');
     expect(e).toMatchObject({ product: 'cognito', api: 'machines', action: 'rewritten' });
+  });
+
+  it('relays the origin\'s trailer fields after a chunked body', async () => {
+    const res = await request(`http://127.0.0.1:${proxy.reversePorts[0]!}/trailers`, { headers: { 'user-agent': PARTNER_UA } });
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.text()).toBe('first chunk;second chunk');
+    expect(res.trailers).toEqual({ 'x-checksum': 'sha256-abc', 'x-records': '2' });
   });
 
   it('answers 421 for an absolute-form request naming another host on a reverse route', async () => {

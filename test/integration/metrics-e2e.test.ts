@@ -144,6 +144,8 @@ describe('a known set of requests', () => {
 
     // Events fire when the response closes, which can trail the client by a tick.
     await recorder.waitForExchanges(10);
+    // Tunnels report when they close: 10 intercepted, 1 blind, 2 denied.
+    await recorder.waitForTunnel(() => recorder.tunnels.length >= 13);
   });
 
   it('counts requests_total exactly, with product, api, method, code and action', async () => {

@@ -140,7 +140,12 @@ describe('blind tunnels', () => {
     const res = await requestOver(tls, get('login.microsoftonline.com', '/common/oauth2/v2.0/token'));
     expect(statusOf(res)).toBe(200);
     expect(res).toContain('"raw/1"'); // the User-Agent reached the origin unchanged
-    expect(proxy.recorder.tunnels.at(-1)).toMatchObject({ action: 'tunnelled', reason: 'token-endpoint' });
+    tls.destroy();
+    const ended = await proxy.recorder.waitForTunnel((e) => e.host === 'login.microsoftonline.com');
+    expect(ended).toMatchObject({ action: 'tunnelled', outcome: 'closed', reason: 'token-endpoint', client: '127.0.0.1' });
+    // Both directions carried at least a TLS handshake and one request/response.
+    expect(ended.bytesFromClient).toBeGreaterThan(200);
+    expect(ended.bytesToClient).toBeGreaterThan(res.length);
   });
 
   it('closes open blind tunnels when the proxy closes', async () => {
@@ -180,6 +185,57 @@ describe('blind tunnels', () => {
     const res = await rawExchange(p.port, 'CONNECT www.example.org:443 HTTP/1.1\r\n\r\n');
     expect(statusOf(res)).toBe(502);
     expect(jsonBodyOf(res)).toMatchObject({ error: { code: 'UpstreamUnreachable' } });
+    // A dial that failed did not tunnel: the event says so, with no payload counted.
+    expect(await p.recorder.waitForTunnel(() => true)).toMatchObject({
+      action: 'tunnelled', outcome: 'failed', error: 'UpstreamUnreachable', bytesFromClient: 0, bytesToClient: 0,
+    });
+  });
+});
+
+describe('tunnel end events', () => {
+  it('reports an intercepted tunnel once, when it closes, with the caller and the bytes each way', async () => {
+    const p = await startProxy(origin.port);
+    extra.push(p);
+    const { socket } = await openTunnel(p.port, 'CONNECT api.security.microsoft.com:443 HTTP/1.1\r\n\r\n');
+    const tls = await tlsOver(socket, { servername: 'api.security.microsoft.com', ca: p.caPem });
+    const res = await requestOver(tls, get('api.security.microsoft.com'));
+    expect(statusOf(res)).toBe(200);
+    expect(p.recorder.tunnels).toEqual([]); // still open: nothing reported yet
+    tls.destroy();
+    const e = await p.recorder.waitForTunnel(() => true);
+    expect(e).toMatchObject({ action: 'intercepted', outcome: 'closed', reason: 'catalogue-host', product: 'cognito', host: 'api.security.microsoft.com', port: 443, client: '127.0.0.1' });
+    // The client sent a ClientHello and a request; it received a certificate chain and the response.
+    expect(e.bytesFromClient).toBeGreaterThan(get('api.security.microsoft.com').length);
+    expect(e.bytesToClient).toBeGreaterThan(res.length);
+    expect(e.durationMs).toBeGreaterThan(0);
+    expect(p.recorder.tunnels).toHaveLength(1);
+    // The exchange inside names the same caller.
+    expect((await p.recorder.waitForExchanges(1))[0]).toMatchObject({ mode: 'intercept', client: '127.0.0.1' });
+  });
+
+  it('reports a denied CONNECT at once, with its reason', async () => {
+    const before = proxy.recorder.tunnels.length;
+    const res = await rawExchange(proxy.port, 'CONNECT 10.9.9.9:443 HTTP/1.1\r\n\r\n');
+    expect(statusOf(res)).toBe(403);
+    expect(proxy.recorder.tunnels.slice(before)).toEqual([expect.objectContaining({
+      action: 'denied', outcome: 'denied', reason: 'private-destination', error: 'DestinationDenied', bytesFromClient: 0, bytesToClient: 0,
+    })]);
+  });
+});
+
+describe('a faulty observer', () => {
+  it('never reaches the request path: requests and tunnels are served while every event throws', async () => {
+    const boom = (): never => { throw new Error('observer fault'); };
+    const p = await startProxy(origin.port, {}, {
+      observer: { exchangeEnd: boom, tunnelEnd: boom, connectionOpen: boom, connectionClose: boom, certificateIssued: boom, upstreamError: boom },
+    });
+    extra.push(p);
+    const ok = await viaProxy(p.url, p.caPem, 'https://api.security.microsoft.com/api/machines');
+    expect(ok.status).toBe(200);
+    const denied = await rawExchange(p.port, 'CONNECT 10.0.0.1:443 HTTP/1.1\r\n\r\n');
+    expect(statusOf(denied)).toBe(403);
+    const again = await viaProxy(p.url, p.caPem, 'https://api.security.microsoft.com/api/alerts');
+    expect(again.status).toBe(200);
   });
 });
 

@@ -50,6 +50,10 @@ describe('invalid configs name the field', () => {
     ['a missing password env', { version: 1, products: [{ ...product, credentials: { username: 'u', passwordEnv: 'NOPE_PW' } }] }, 'products[0].credentials.passwordEnv'],
     ['a missing password file', { version: 1, products: [{ ...product, credentials: { username: 'u', passwordFile: '/nonexistent/pw' } }] }, 'products[0].credentials.passwordFile'],
     ['a bad log level', { version: 1, log: { level: 'loud' } }, 'log.level'],
+    ['a header count below 8', { version: 1, limits: { maxHeaderCount: 2 } }, 'limits.maxHeaderCount'],
+    ['a fractional head size', { version: 1, limits: { maxHeaderBytes: 2048.5 } }, 'limits.maxHeaderBytes'],
+    ['zero connections', { version: 1, limits: { maxConnections: 0 } }, 'limits.maxConnections'],
+    ['an unknown limit', { version: 1, limits: { maxBodyBytes: 1 } }, 'limits.maxBodyBytes'],
   ])('%s → %s', (_name, doc, path) => {
     expect(pathOf(() => build(doc))).toBe(path);
   });
@@ -83,6 +87,7 @@ describe('valid configs', () => {
     expect(c.policy.rewrite).toBe('replace');
     expect([...c.policy.connectPorts]).toEqual([443]);
     expect(c.allowedClients).toEqual(['127.0.0.0/8', '::1/128']);
+    expect(c.limits).toEqual({ maxHeaderCount: 100, maxHeaderBytes: 32768, maxConnections: undefined });
     expect(Object.isFrozen(c)).toBe(true);
   });
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { ExchangeEvent } from '../../src/events.js';
 import { LOG_FIELDS, MAX_LOGGED_VALUE, createLogObserver, createLogger, flushLogger, type LogLevel } from '../../src/logger.js';
-import { exchangeEvent } from '../helpers/events.js';
+import { exchangeEvent, tunnelEvent } from '../helpers/events.js';
 
 /** A logger writing to memory, and the parsed lines written so far. */
 function capture(level: LogLevel = 'info'): { logger: ReturnType<typeof createLogger>; lines: () => Record<string, unknown>[]; raw: () => string } {
@@ -70,16 +70,22 @@ describe('createLogObserver', () => {
     expect(lines()[0]?.[LOG_FIELDS.userAgent]).toBe('A'.repeat(MAX_LOGGED_VALUE));
   });
 
-  it('writes one line per tunnel decision and leaves config reloads to the CLI', () => {
+  it('writes one line per finished tunnel and leaves config reloads to the CLI', () => {
     const { logger, lines } = capture();
     const o = createLogObserver(logger);
-    o.tunnel?.({ action: 'denied', reason: 'private-destination', product: 'cognito', host: '127.1', port: 443, error: 'DestinationDenied' });
+    o.tunnelEnd?.(tunnelEvent({ action: 'denied', outcome: 'denied', reason: 'private-destination', host: '127.1', error: 'DestinationDenied', durationMs: 0.25, bytesFromClient: 0, bytesToClient: 0 }));
+    o.tunnelEnd?.(tunnelEvent({ action: 'tunnelled', outcome: 'closed', reason: 'token-endpoint', host: 'login.microsoftonline.com', client: '10.1.2.3' }));
+    o.tunnelEnd?.(tunnelEvent({ action: 'tunnelled', outcome: 'failed', reason: 'other-host', host: 'www.example.org', error: 'UpstreamUnreachable', bytesFromClient: 0, bytesToClient: 0 }));
     o.configReload?.('success');
     o.configReload?.('failure');
-    expect(lines().map((l) => [l.level, l[LOG_FIELDS.event], l[LOG_FIELDS.action] ?? l[LOG_FIELDS.result]])).toEqual([
-      ['info', 'tunnel', 'denied'],
+    expect(lines().map((l) => [l.level, l[LOG_FIELDS.event], l[LOG_FIELDS.action], l[LOG_FIELDS.outcome]])).toEqual([
+      ['info', 'tunnel', 'denied', 'denied'],
+      ['info', 'tunnel', 'tunnelled', 'closed'],
+      ['warn', 'tunnel', 'tunnelled', 'failed'],
     ]);
-    expect(lines()[0]).toMatchObject({ host: '127.1', port: 443, error: 'DestinationDenied' });
+    expect(lines()[0]).toMatchObject({ host: '127.1', port: 443, error: 'DestinationDenied', durationMs: 0.25, bytesFromClient: 0, bytesToClient: 0 });
+    expect(lines()[1]).toMatchObject({ client: '10.1.2.3', durationMs: 120, bytesFromClient: 900, bytesToClient: 4200 });
+    expect(lines()[1]).not.toHaveProperty(LOG_FIELDS.error);
   });
 
   it('keeps certificate and upstream-error events at debug', () => {
@@ -92,9 +98,10 @@ describe('createLogObserver', () => {
     expect(loud.lines()[0]).toMatchObject({ level: 'debug', event: 'upstreamError', code: 'UpstreamReset' });
   });
 
-  it('never throws into the request path', () => {
-    const { logger } = capture();
-    expect(() => createLogObserver(logger).exchangeEnd?.(undefined as unknown as ExchangeEvent)).not.toThrow();
+  it('writes the caller\'s address on the exchange line', () => {
+    const { logger, lines } = capture();
+    createLogObserver(logger).exchangeEnd?.(exchange({ client: '192.0.2.7' }));
+    expect(lines()[0]?.[LOG_FIELDS.client]).toBe('192.0.2.7');
   });
 });
 

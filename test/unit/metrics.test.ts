@@ -2,7 +2,7 @@ import { Registry } from 'prom-client';
 import type { ExchangeEvent } from '../../src/events.js';
 import { METHOD_LABELS, REQUEST_ACTIONS, UPSTREAM_ERROR_CODES, createMetrics, statusLabel, type Metrics } from '../../src/metrics.js';
 import { promtoolCheckMetrics } from '../helpers/prometheus.js';
-import { exchangeEvent } from '../helpers/events.js';
+import { exchangeEvent, tunnelEvent } from '../helpers/events.js';
 
 const P = 'mde_partner_proxy_';
 const API_LABELS = ['machines', 'alerts', 'security.alerts_v2', 'other'] as const;
@@ -39,9 +39,11 @@ function feedKnownSequence(m: Metrics): void {
   o.connectionOpen?.();
   o.connectionOpen?.();
   o.connectionOpen?.();
-  o.tunnel?.({ action: 'intercepted', reason: 'catalogue-host', product: 'cognito', host: 'api.security.microsoft.com', port: 443 });
-  o.tunnel?.({ action: 'tunnelled', reason: 'other-host', product: 'cognito', host: 'example.com', port: 443 });
-  o.tunnel?.({ action: 'denied', reason: 'private-destination', product: 'cognito', host: '127.1', port: 443, error: 'DestinationDenied' });
+  o.tunnelEnd?.(tunnelEvent());
+  o.tunnelEnd?.(tunnelEvent({ action: 'tunnelled', reason: 'other-host', host: 'example.com' }));
+  o.tunnelEnd?.(tunnelEvent({ action: 'denied', outcome: 'denied', reason: 'private-destination', host: '127.1', error: 'DestinationDenied' }));
+  // A blind tunnel whose destination refused the connection did not tunnel: only upstream_errors_total counts it.
+  o.tunnelEnd?.(tunnelEvent({ action: 'tunnelled', outcome: 'failed', reason: 'other-host', host: 'example.com', error: 'UpstreamUnreachable' }));
   o.certificateIssued?.('api.security.microsoft.com');
   o.exchangeEnd?.(exchangeEvent({ action: 'compliant' }));
   o.exchangeEnd?.(exchangeEvent({ action: 'rewritten', api: 'alerts', userAgent: 'python-requests/2.32.3' }));
@@ -189,12 +191,14 @@ describe('createMetrics', () => {
     expect(statusLabel(status)).toBe(code);
   });
 
-  it('never throws into the request path on a malformed event', () => {
+  it('counts an event with missing or malformed fields under the catch-all labels', async () => {
     const m = fresh();
     const bad = { action: 'compliant', durationMs: Number.NaN } as unknown as ExchangeEvent;
-    expect(() => m.observer.exchangeEnd?.(bad)).not.toThrow();
-    expect(() => m.observer.exchangeEnd?.(undefined as unknown as ExchangeEvent)).not.toThrow();
-    expect(() => m.observer.tunnel?.(null as never)).not.toThrow();
+    m.observer.exchangeEnd?.(bad);
+    expect(await series(m.registry, 'requests_total')).toEqual([
+      { labels: { product: 'unregistered', api: 'other', method: 'other', code: '0', action: 'compliant' }, value: 1 },
+    ]);
+    expect(await series(m.registry, 'request_duration_seconds', '_count')).toEqual([]);
   });
 
   it('adds no label values beyond the bounded sets under hundreds of random requests', async () => {
@@ -225,7 +229,7 @@ describe('createMetrics', () => {
         }),
       );
       m.observer.upstreamError?.(`Upstream${junk()}`);
-      m.observer.tunnel?.({ action: pick(['tunnelled', 'intercepted', 'denied'] as const), reason: junk(), product: junk(), host: junk(), port: 443 });
+      m.observer.tunnelEnd?.(tunnelEvent({ action: pick(['tunnelled', 'intercepted', 'denied'] as const), outcome: pick(['closed', 'failed', 'denied'] as const), reason: junk(), product: junk(), host: junk() }));
     }
     const allowed = {
       product: new Set<string>([...PRODUCTS, 'unregistered']),

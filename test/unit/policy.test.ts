@@ -1,6 +1,6 @@
 // decideConnect / decideDestination / decideRequest / decideIdentity as tables.
 import { createCatalogue } from '../../src/catalogue.js';
-import { createProduct, decideConnect, decideIdentity, decidePlain, decideRequest, rewrittenUserAgent, resolveDestination, type Policy } from '../../src/policy.js';
+import { createProduct, decideConnect, decideDestination, decideIdentity, decidePlain, decideRequest, rewrittenUserAgent, resolveDestination, type Policy } from '../../src/policy.js';
 
 const cognito = createProduct('cognito', { company: 'Contoso', product: 'ContosoCognito', version: '1.0.0' });
 const scanner = createProduct('scanner', { company: 'Fabrikam', product: 'Scanner', version: '2.1' }, { username: 'scan', password: 'pw' });
@@ -105,12 +105,27 @@ describe('resolveDestination', () => {
 
 describe('decidePlain', () => {
   it.each([
-    ['api.security.microsoft.com', 80, {}, undefined],
-    ['www.example.org', 80, {}, undefined],
-    ['www.example.org', 80, { otherHosts: 'deny' }, 'other-host-denied'],
-    ['graph.microsoft.com', 80, { otherHosts: 'deny' }, undefined],
-    ['127.1', 80, {}, 'loopback-destination'],
-  ] as const)('http://%s:%d with %j → %s', (host, port, over, reason) => {
-    expect(decidePlain(policy(over as Partial<Policy>), host, port)?.reason).toBe(reason);
+    ['api.security.microsoft.com', 80, {}, 'allow', 'public-destination'],
+    ['www.example.org', 80, {}, 'allow', 'public-destination'],
+    ['www.example.org', 80, { otherHosts: 'deny' }, 'deny', 'other-host-denied'],
+    ['graph.microsoft.com', 80, { otherHosts: 'deny' }, 'allow', 'public-destination'],
+    ['127.1', 80, {}, 'deny', 'loopback-destination'],
+    ['127.1', 80, { allowPrivateDestinations: true }, 'allow', 'private-destinations-allowed'],
+    ['10.0.0.1', 80, { otherHosts: 'deny', allowPrivateDestinations: true }, 'deny', 'other-host-denied'],
+  ] as const)('http://%s:%d with %j → %s (%s)', (host, port, over, action, reason) => {
+    expect(decidePlain(policy(over as Partial<Policy>), host, port)).toMatchObject({ action, reason });
+  });
+});
+
+describe('decideDestination', () => {
+  it.each([
+    ['www.contoso.com', 443, {}, 'allow', 'public-destination'],
+    ['::1', 443, {}, 'deny', 'loopback-destination'],
+    ['2130706433', 443, {}, 'deny', 'loopback-destination'],
+    ['10.1.2.3', 443, {}, 'deny', 'private-destination'],
+    ['10.1.2.3', 443, { allowPrivateDestinations: true }, 'allow', 'private-destinations-allowed'],
+    ['10.1.2.3', 443, { resolve: new Map([['10.1.2.3:443', '127.0.0.1:1']]) }, 'allow', 'resolve-override'],
+  ] as const)('%s:%d with %j → %s (%s)', (host, port, over, action, reason) => {
+    expect(decideDestination(policy(over as Partial<Policy>), host, port)).toMatchObject({ action, reason });
   });
 });

@@ -1,0 +1,57 @@
+// Reloads and memory: a SIGHUP that changes nothing about the outbound side reuses it (trust
+// store, pools, TLS sessions), so 100 reloads leave the process's RSS where it was.
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ProxyAgent, request } from 'undici';
+import { startOrigin, type Origin } from '../helpers/origin.js';
+import { testPki } from '../helpers/pki.js';
+import { buildCli, sleep, startCli, writeConfig, type RunningProxy } from '../helpers/cli-process.js';
+
+let origin: Origin;
+let p: RunningProxy;
+
+beforeAll(async () => {
+  buildCli();
+  const pki = await testPki();
+  origin = await startOrigin(pki.msIssuer);
+  const dir = mkdtempSync(join(tmpdir(), 'mpp-load-reload-'));
+  const config = writeConfig(join(dir, 'config.yaml'), { originPort: origin.port, msRootFile: pki.msRootFile });
+  p = await startCli(['--config', config, '--state-dir', join(dir, 'state'), '--listen', '127.0.0.1:0', '--admin', 'off']);
+}, 60_000);
+afterAll(async () => {
+  p?.child.kill('SIGKILL');
+  await origin?.close();
+});
+
+/** n intercepted requests, 4 at a time; returns how many were not 200. */
+async function traffic(n: number): Promise<number> {
+  const dispatcher = new ProxyAgent({ uri: p.proxyUrl, requestTls: { ca: readFileSync(p.caFile, 'utf8') } });
+  let failed = 0;
+  try {
+    for (let i = 0; i < n; i += 4) {
+      await Promise.all([0, 1, 2, 3].map(async () => {
+        const res = await request('https://api.security.microsoft.com/api/machines', { dispatcher });
+        await res.body.dump();
+        if (res.statusCode !== 200) failed++;
+      }));
+    }
+  } finally {
+    await dispatcher.close();
+  }
+  return failed;
+}
+
+it('keeps RSS within 20% over 100 reloads', async () => {
+  expect(await traffic(40)).toBe(0);
+  for (let i = 0; i < 10; i++) await p.reload();
+  expect(await traffic(40)).toBe(0);
+  await sleep(500);
+  const before = p.rss();
+  for (let i = 0; i < 100; i++) expect(await p.reload()).toMatchObject({ result: 'success' });
+  expect(await traffic(40)).toBe(0);
+  await sleep(500);
+  const after = p.rss();
+  process.stdout.write(`RSS after warm-up ${(before / 2 ** 20).toFixed(1)} MiB, after 100 reloads ${(after / 2 ** 20).toFixed(1)} MiB\n`);
+  expect(after).toBeLessThan(before * 1.2);
+}, 60_000);
