@@ -172,6 +172,9 @@ const schema = z.strictObject({
 
 type RawConfig = z.infer<typeof schema>;
 
+/** The zod schema of a config file: the source of config/mde-partner-proxy.schema.json and docs/configuration.md. */
+export const configSchema: z.ZodType = schema;
+
 /** Formats a zod issue path as `products[0].company`. */
 function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
