@@ -27,6 +27,7 @@ let nextHostIndex = 0;
 function requestBytes(host) {
   const target = o.via === 'absolute' ? `http://${host}${o.path}` : o.path;
   const lines = [`GET ${target} HTTP/1.1`, `Host: ${o.hostHeader ?? host}`, `User-Agent: ${o.ua}`, 'Accept: application/json'];
+  if (o.authorization) lines.push(`Authorization: ${o.authorization}`);
   if (!o.keepAlive) lines.push('Connection: close');
   return Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
 }

@@ -204,7 +204,24 @@ async function runLoad(loadOpts, watch = {}, { onProgress, timeoutMs = 180_000 }
 
 // ---- scenarios -----------------------------------------------------------------------------------
 
-const base = { connections: CONNECTIONS, keepAlive: true, warmupMs: WARMUP_MS, durationMs: SECONDS * 1000, path: '/api/machines', ua: CALLER_UA, maxMs: (SECONDS + 30) * 1000 };
+/**
+ * A bearer token shaped like Microsoft's (header.payload.signature, ~1.2 kB, tid/appid/app_displayname),
+ * sent with every request when BENCH_TOKEN=1: the proxy decodes it for usage attribution. Unsigned
+ * test data; the origin ignores it.
+ */
+function benchToken() {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const payload = {
+    aud: 'https://api.securitycenter.microsoft.com', iss: 'https://sts.windows.net/8f2c1a7e-3b4d-4c5e-9f60-718293a4b5c6/',
+    iat: 1764633600, nbf: 1764633600, exp: 1764637500, aio: 'E2RgYJg'.repeat(12), app_displayname: 'Contoso Cognito Connector',
+    appid: '0c5a9b1e-2d3f-4a6b-8c7d-9e0f1a2b3c4d', appidacr: '1', idp: 'https://sts.windows.net/8f2c1a7e-3b4d-4c5e-9f60-718293a4b5c6/',
+    oid: '5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e', rh: '0.AAAA'.repeat(10), roles: ['Machine.Read.All', 'Alert.Read.All', 'AdvancedQuery.Read.All'],
+    sub: '5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e', tid: '8f2c1a7e-3b4d-4c5e-9f60-718293a4b5c6', uti: 'x'.repeat(22), ver: '1.0',
+  };
+  return `Bearer ${b64({ typ: 'JWT', alg: 'RS256', x5t: 'k'.repeat(27), kid: 'k'.repeat(27) })}.${b64(payload)}.${'s'.repeat(342)}`;
+}
+const base = { connections: CONNECTIONS, keepAlive: true, warmupMs: WARMUP_MS, durationMs: SECONDS * 1000, path: '/api/machines', ua: CALLER_UA, maxMs: (SECONDS + 30) * 1000,
+  ...(process.env.BENCH_TOKEN === '1' ? { authorization: benchToken() } : {}) };
 const directTls = (host = API) => ({ ...base, via: 'direct', tls: true, connectTo: { host: '127.0.0.1', port: originPorts.tls }, host, servername: host, caFile: pki.rootCert });
 
 /** The five scenarios: the proxied load and the same load sent directly to the origin. */

@@ -16,9 +16,22 @@ export interface AdminServer {
   setDraining(draining: boolean): void;
 }
 
+/** An admin route's answer. */
+export interface RouteResponse {
+  readonly status: number;
+  readonly type: string;
+  readonly body: string;
+  readonly headers?: Record<string, string>;
+}
+
+/** One extra admin route (GET and HEAD): the query string in, a whole response out. */
+export type AdminRoute = (query: URLSearchParams) => Promise<RouteResponse>;
+
 export interface AdminOptions {
   registry: Registry;
   logger?: pino.Logger;
+  /** More GET routes by exact path (/usage, /usage/limits, /report …); the built-in ones cannot be replaced. */
+  routes?: ReadonlyMap<string, AdminRoute>;
 }
 
 type ReadyStatus = 'starting' | 'ready' | 'draining';
@@ -37,9 +50,21 @@ export function targetPath(url: string | undefined): string | undefined {
   }
 }
 
+/** The query string of a request target (origin-form or absolute-form); empty when there is none or it is unparseable. */
+export function queryOf(url: string | undefined): URLSearchParams {
+  if (url === undefined) return new URLSearchParams();
+  try {
+    return new URL(url, 'http://admin.invalid').searchParams;
+  } catch {
+    return new URLSearchParams();
+  }
+}
+
 /** Creates the admin HTTP server (not yet listening). */
 export function createAdminServer(opts: AdminOptions): AdminServer {
   const { registry, logger } = opts;
+  const extra = new Map([...(opts.routes ?? new Map<string, AdminRoute>())].filter(([path]) => !ROUTES.has(path)));
+  const known = [...ROUTES, ...extra.keys()].join(', ');
   const startedAt = Date.now();
   let ready = false;
   let draining = false;
@@ -62,10 +87,15 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const path = targetPath(req.url);
     if (path === undefined) return sendError(res, 400, 'BadRequest', 'Malformed request target.');
-    const route = ROUTES.has(path) ? path : undefined;
-    if (route === undefined) return sendError(res, 404, 'NotFound', 'Admin endpoints: /metrics, /livez, /readyz, /healthz.');
+    const route = ROUTES.has(path) || extra.has(path) ? path : undefined;
+    if (route === undefined) return sendError(res, 404, 'NotFound', `Admin endpoints: ${known}.`);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return sendError(res, 405, 'MethodNotAllowed', 'Use GET or HEAD.', { Allow: 'GET, HEAD' });
+    }
+    const handler = extra.get(route);
+    if (handler !== undefined) {
+      const r = await handler(queryOf(req.url));
+      return send(res, r.status, r.type, r.body, r.headers);
     }
     switch (route) {
       case '/metrics': {

@@ -7,7 +7,7 @@
 // instead of ~2.5 ms (its ASN.1 object layer, not the ECDSA signature, dominated). A new host now
 // costs ~1.5 ms, most of it OpenSSL decoding PEM in tls.createSecureContext. Tests check every
 // shape with openssl and node.
-import { createPrivateKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,7 +22,14 @@ import { classifyHost, isDnsName, normaliseHost } from './target.js';
 export interface CaMaterial { readonly certPem: string; readonly keyPem: string }
 
 /** The CA in use and where it lives; `created` is true when this call generated it. */
-export interface LoadedCa { readonly ca: CaMaterial; readonly certFile: string; readonly keyFile: string; readonly created: boolean }
+export interface LoadedCa {
+  readonly ca: CaMaterial;
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly created: boolean;
+  /** Where a key found without its certificate was moved before a new CA was created. */
+  readonly setAside?: string;
+}
 
 /** Mints and caches one TLS server context per host name. */
 export interface LeafIssuer {
@@ -290,30 +297,121 @@ async function exists(file: string): Promise<boolean> {
   }
 }
 
-/** Write a new file atomically with `mode` from the moment it exists; never replaces an existing file. */
-async function writeNewFile(file: string, data: string, mode: number): Promise<void> {
-  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
+const CERT_NAME = 'ca.pem';
+const KEY_NAME = 'ca-key.pem';
+/** A first start writes the pair here (pid of the writer), then links both into place. */
+const STAGING = /^ca\.new\.(\d+)$/;
+/** Temporary files of earlier versions, which wrote each file beside its final name. */
+const STALE_TMP = /^ca(-key)?\.pem\.\d+\.[0-9a-f]+\.tmp$/;
+
+/** Whether another process with this pid runs; our own pid in a staging name is a previous run's (a restarted container is pid 1 again). */
+function running(pid: number): boolean {
+  if (pid === process.pid) return false;
   try {
-    const handle = await fs.open(tmp, 'wx', mode);
+    process.kill(pid, 0);
+    return true;
+  } catch (cause) {
+    return (cause as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Writes a new file with `mode` from the moment it exists and flushes it to disk. */
+async function writeSynced(file: string, data: string, mode: number): Promise<void> {
+  const handle = await fs.open(file, 'wx', mode);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Flushes a directory's entries (the links just made) to disk; a no-op where directories cannot be opened. */
+async function syncDir(dir: string): Promise<void> {
+  try {
+    const handle = await fs.open(dir, 'r');
     try {
-      await handle.writeFile(data);
       await handle.sync();
     } finally {
       await handle.close();
     }
-    try {
-      // link() refuses to replace a file another process created meanwhile; rename() would not.
-      await fs.link(tmp, file);
-    } catch (cause) {
-      if ((cause as NodeJS.ErrnoException).code === 'EEXIST') throw cause;
-      await fs.rename(tmp, file); // file systems without hard links
-    }
+  } catch {
+    // best effort: some file systems refuse fsync on a directory
+  }
+}
+
+/** Places a staged file at its final name; link() refuses to replace a file another process created meanwhile, rename() would not. */
+async function place(from: string, to: string): Promise<void> {
+  try {
+    await fs.link(from, to);
   } catch (cause) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    const why = code === 'EEXIST' ? 'appeared while this process was creating the CA; restart to load it' : `cannot write: ${code ?? (cause as Error).message}`;
-    throw new CaError('CaUnwritable', why, file, { cause });
+    if ((cause as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new CaError('CaUnwritable', 'appeared while this process was creating the CA; restart to load it', to, { cause });
+    }
+    await fs.rename(from, to); // file systems without hard links
+  }
+}
+
+/**
+ * Brings a state directory that a killed first start left behind back to a loadable state: stale
+ * temporary files go; a staged pair from a writer that is gone is installed when it is whole
+ * (whatever it had not yet linked into place), else discarded.
+ */
+async function recoverStateDir(dir: string, certFile: string, keyFile: string): Promise<void> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return; // no directory yet (or unreadable: the stat that follows names the fault)
+  }
+  for (const n of names) if (STALE_TMP.test(n)) await fs.rm(path.join(dir, n), { force: true });
+  for (const n of names) {
+    const m = STAGING.exec(n);
+    if (m === null) continue;
+    const staging = path.join(dir, n);
+    if (running(Number(m[1]))) {
+      throw new CaError('CaUnwritable', `process ${m[1]} is creating the CA here; start again once it is done, or delete this directory if that process is not mde-partner-proxy`, staging);
+    }
+    const stagedCert = path.join(staging, CERT_NAME);
+    const stagedKey = path.join(staging, KEY_NAME);
+    let whole: boolean;
+    try {
+      prepareCa(await fs.readFile(stagedCert), await fs.readFile(stagedKey));
+      whole = true;
+    } catch {
+      whole = false;
+    }
+    if (whole) {
+      if (!(await exists(keyFile))) await place(stagedKey, keyFile);
+      if (!(await exists(certFile))) await place(stagedCert, certFile);
+      await syncDir(dir);
+    }
+    await fs.rm(staging, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Writes a new CA as one step: both files into a staging directory, flushed, then linked into
+ * place key first (the certificate's presence marks a complete CA), then the staging removed.
+ * A kill at any point leaves a state recoverStateDir completes or undoes on the next start.
+ */
+async function installCa(dir: string, certFile: string, keyFile: string, ca: CaMaterial): Promise<void> {
+  const staging = path.join(dir, `ca.new.${process.pid}`);
+  try {
+    await fs.mkdir(staging, { mode: 0o700 });
+    await writeSynced(path.join(staging, KEY_NAME), ca.keyPem, 0o600);
+    await writeSynced(path.join(staging, CERT_NAME), ca.certPem, 0o644);
+    await syncDir(staging);
+  } catch (cause) {
+    await fs.rm(staging, { recursive: true, force: true });
+    throw new CaError('CaUnwritable', `cannot write: ${(cause as NodeJS.ErrnoException).code ?? (cause as Error).message}`, staging, { cause });
+  }
+  try {
+    await place(path.join(staging, KEY_NAME), keyFile);
+    await place(path.join(staging, CERT_NAME), certFile);
+    await syncDir(dir);
   } finally {
-    await fs.rm(tmp, { force: true });
+    await fs.rm(staging, { recursive: true, force: true });
   }
 }
 
@@ -329,13 +427,20 @@ export async function loadOrCreateCa(opts: { certFile?: string; keyFile?: string
     }
     return { ca: await loadCa(certFile, keyFile), certFile, keyFile, created: false };
   }
-  const certFile = path.join(opts.stateDir, 'ca.pem');
-  const keyFile = path.join(opts.stateDir, 'ca-key.pem');
+  const certFile = path.join(opts.stateDir, CERT_NAME);
+  const keyFile = path.join(opts.stateDir, KEY_NAME);
+  await recoverStateDir(opts.stateDir, certFile, keyFile);
   const [haveCert, haveKey] = await Promise.all([exists(certFile), exists(keyFile)]);
   if (haveCert && haveKey) return { ca: await loadCa(certFile, keyFile), certFile, keyFile, created: false };
-  if (haveCert || haveKey) {
-    const [present, missing] = haveCert ? [certFile, keyFile] : [keyFile, certFile];
-    throw new CaError('CaUnreadable', `missing, but ${present} exists; restore it, or delete ${present} to create a new CA`, missing);
+  if (haveCert) {
+    throw new CaError('CaUnreadable', `missing, but ${certFile} exists; restore it, or delete ${certFile} to create a new CA`, keyFile);
+  }
+  let setAside: string | undefined;
+  if (haveKey) {
+    // A key without its certificate cannot serve (clients trust the certificate): what an earlier
+    // version left when killed between its two writes. Kept under another name, never deleted.
+    setAside = `${keyFile}.orphaned-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    await fs.rename(keyFile, setAside);
   }
   if (opts.create === false) throw new CaError('CaUnreadable', 'no interception CA yet; `mde-partner-proxy ca init` (or the first start) creates it', certFile);
   try {
@@ -344,10 +449,8 @@ export async function loadOrCreateCa(opts: { certFile?: string; keyFile?: string
     throw new CaError('CaUnwritable', `cannot create the state directory: ${(cause as NodeJS.ErrnoException).code ?? ''}`, opts.stateDir, { cause });
   }
   const ca = await createCa({ permittedDomains: opts.permittedDomains });
-  // The key first: the certificate's presence marks a complete CA.
-  await writeNewFile(keyFile, ca.keyPem, 0o600);
-  await writeNewFile(certFile, ca.certPem, 0o644);
-  return { ca, certFile, keyFile, created: true };
+  await installCa(opts.stateDir, certFile, keyFile, ca);
+  return { ca, certFile, keyFile, created: true, ...(setAside !== undefined ? { setAside } : {}) };
 }
 
 async function loadCa(certFile: string, keyFile: string): Promise<CaMaterial> {

@@ -103,6 +103,11 @@ async function start(args: CommonArgs): Promise<void> {
     products: config.policy.products.map((p) => p.userAgent), mode: config.policy.mode, config: config.source }, 'mde-partner-proxy ready');
   err(`mde-partner-proxy ${VERSION} listening on ${url} (mode ${config.policy.mode}, ${config.policy.products.length} product(s))`);
   if (proxy.ca.created) err('Created a new interception CA.');
+  if (proxy.ca.setAside !== undefined) {
+    const warning = `Found ${proxy.ca.keyFile} without its certificate (an interrupted first start); moved it to ${proxy.ca.setAside} and created a new CA: clients must trust the new ca.pem`;
+    logger.warn({ event: 'ca-recovered', setAside: proxy.ca.setAside }, warning);
+    err(`WARNING: ${warning}`);
+  }
   err(trustSteps({ proxyUrl: url, caFile: proxy.ca.certFile, bundleFile }));
   for (const domain of config.policy.catalogue.extraHosts) {
     const host = domain.replace(/^\*\./, 'x.');

@@ -10,6 +10,7 @@ import { CLOUDS, createCatalogue, isTokenHost, normaliseHostPattern, type Cloud 
 import { createProduct, type Policy, type PolicyMode, type Product } from './policy.js';
 import { parseAbsoluteTarget, formatAuthority, normaliseHost } from './target.js';
 import { isHeaderValueText, parseIdentityString, validateIdentity } from './user-agent.js';
+import { appsSchema, buildUsageConfig, describeStore, usageSchema, type UsageConfig } from './usage/usage-config.js';
 
 /** A configuration fault: the path of the offending field and what is wrong with it. */
 export class ConfigError extends Error {
@@ -70,6 +71,8 @@ export interface Config {
   readonly log: { readonly level: LogLevel };
   /** True when the identity is Microsoft's documented example, not a real product. */
   readonly exampleIdentity: boolean;
+  /** Usage evidence: the store, flushing, retention, limits (usage/usage-config.ts). */
+  readonly usage: UsageConfig;
 }
 
 /** Microsoft's documented example identity, used when nothing else names a product. */
@@ -112,6 +115,8 @@ export interface ConfigOverrides {
   readonly userAgent?: string;
   readonly logLevel?: string;
   readonly stateDir?: string;
+  /** `usage.store`: none, a postgres:// URL or a SQLite file. */
+  readonly usageStore?: string;
 }
 
 const headerText = (what: string) => z.string().min(1).refine(isHeaderValueText, `${what} must be valid header text (no CR, LF, NUL or other control characters, Latin-1 only, no surrounding spaces)`);
@@ -128,6 +133,7 @@ const productSchema = z.strictObject({
   product: headerText('product'),
   version: headerText('version'),
   credentials: credentials.optional(),
+  apps: appsSchema,
 });
 
 const hostPattern = z.string()
@@ -168,6 +174,7 @@ const schema = z.strictObject({
     connectPorts: z.array(z.int().min(1).max(65535)).min(1).default([443]),
   }).default({ allowPrivateDestinations: false, connectPorts: [443] }),
   log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  usage: usageSchema,
 });
 
 type RawConfig = z.infer<typeof schema>;
@@ -239,6 +246,8 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
   } else if (raw.products !== undefined) {
     const ids = new Set<string>();
     const usernames = new Set<string>();
+    // One application id binds to one product: the same id in two products would make binding depend on order.
+    const appOwner = new Map<string, string>();
     products = raw.products.map((p, i) => {
       const problem = validateIdentity(p);
       // Every identity problem starts with the field it is about.
@@ -261,7 +270,14 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
         }
         creds = { username: c.username, password };
       }
-      return createProduct(p.id, p, creds);
+      const apps = (p.apps ?? []).map((a) => a.toLowerCase());
+      apps.forEach((app, j) => {
+        const owner = appOwner.get(app);
+        if (owner === p.id) throw new ConfigError(`products[${i}].apps[${j}]`, `application ${app} is listed twice`);
+        if (owner !== undefined) throw new ConfigError(`products[${i}].apps[${j}]`, `application ${app} is listed by products ${JSON.stringify(owner)} and ${JSON.stringify(p.id)}; an application binds to one product`);
+        appOwner.set(app, p.id);
+      });
+      return createProduct(p.id, p, creds, apps);
     });
   } else {
     products = [createProduct('default', parseIdentityString(EXAMPLE_USER_AGENT)!)];
@@ -315,6 +331,7 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
     allowPrivateDestinations: raw.access.allowPrivateDestinations,
     connectPorts: new Set(raw.access.connectPorts),
     resolve,
+    appProducts: new Map(products.flatMap((p) => (p.apps ?? []).map((app): [string, Product] => [app, p]))),
   });
 
   const adminValue = overrides.admin ?? raw.admin ?? '127.0.0.1:9464';
@@ -328,11 +345,15 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
     }
   });
 
+  const stateDir = overrides.stateDir ?? (raw.stateDir !== undefined ? fromBase(raw.stateDir) : defaultStateDir(env));
+  const usage = buildUsageConfig(raw.usage, { stateDir, baseDir: opts.baseDir, storeOverride: overrides.usageStore,
+    fail: (field, message) => { throw new ConfigError(field, message); } });
+
   return Object.freeze({
     source: opts.source,
     listen: parseListen(overrides.listen ?? raw.listen ?? '127.0.0.1:3128', overrides.listen !== undefined ? '--listen' : 'listen'),
     admin: adminValue === 'off' ? undefined : parseListen(adminValue, overrides.admin !== undefined ? '--admin' : 'admin'),
-    stateDir: overrides.stateDir ?? (raw.stateDir !== undefined ? fromBase(raw.stateDir) : defaultStateDir(env)),
+    stateDir,
     policy,
     ca: raw.ca === undefined ? {} : { cert: fromBase(raw.ca.cert), key: fromBase(raw.ca.key) },
     upstream: { ...(upstreamProxy ? { proxy: upstreamProxy } : {}), noProxy: raw.upstream.noProxy, ca, caFiles },
@@ -346,6 +367,7 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
     allowedClients,
     log: { level },
     exampleIdentity,
+    usage,
   });
 }
 
@@ -376,7 +398,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
     listen: formatAuthority(config.listen),
     admin: config.admin === undefined ? 'off' : formatAuthority(config.admin),
     stateDir: config.stateDir,
-    products: p.products.map((x) => ({ id: x.id, userAgent: x.userAgent, ...(x.credentials ? { credentials: { username: x.credentials.username, password: '<redacted>' } } : {}) })),
+    products: p.products.map((x) => ({ id: x.id, userAgent: x.userAgent, ...(x.credentials ? { credentials: { username: x.credentials.username, password: '<redacted>' } } : {}), ...(x.apps ? { apps: x.apps } : {}) })),
     policy: { mode: p.mode, rewrite: p.rewrite },
     clouds: p.catalogue.clouds,
     extraHosts: p.catalogue.extraHosts,
@@ -393,5 +415,14 @@ export function describeConfig(config: Config): Record<string, unknown> {
     limits: { ...config.limits, maxConnections: config.limits.maxConnections ?? 'from the descriptor limit' },
     access: { allowedClients: config.allowedClients, allowPrivateDestinations: p.allowPrivateDestinations, connectPorts: [...p.connectPorts] },
     log: config.log,
+    usage: {
+      store: describeStore(config.usage.store),
+      flushMs: config.usage.flushMs,
+      retentionDays: config.usage.retention,
+      warnAt: config.usage.warnAt,
+      metricTenants: config.usage.metricTenants,
+      maxTracked: config.usage.maxTracked,
+      limits: config.usage.limits,
+    },
   };
 }

@@ -47,6 +47,14 @@ export interface ExchangeEvent {
   readonly error?: string;
   /** True when the client closed the connection before the response finished. */
   readonly aborted?: boolean;
+  /** API calls: tenant from the bearer token (a lowercase GUID or 'unknown'; never the token). */
+  readonly tenant?: string;
+  /** API calls: application id from the bearer token (a lowercase GUID or 'unknown'). */
+  readonly app?: string;
+  /** API calls: the token's app_displayname, cleaned and cut short ('' when absent). */
+  readonly appName?: string;
+  /** Seconds of a 429's Retry-After from the upstream (RFC 9110 §10.2.3), when it sent one. */
+  readonly retryAfter?: number;
 }
 
 /** One finished CONNECT: the decision, how it ended, how long it lasted and what it carried. */

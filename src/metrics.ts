@@ -40,6 +40,27 @@ export interface Metrics {
   setProducts(ids: readonly string[]): void;
   /** Set the interception CA's notAfter (at start and whenever the CA is loaded again). */
   setCaExpiry(notAfter: Date): void;
+  /** Counts one failed usage store operation (usage_store_errors_total). */
+  usageStoreError(): void;
+}
+
+/** Tenant/app label values: a lowercase GUID or 'unknown'; anything else is counted as 'other'. */
+const TENANT_LABEL = /^(?:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|unknown)$/;
+
+/** Worst use of a Microsoft limit, as the usage recorder reports it (usage/recorder.ts UtilisationRow). */
+export interface UtilisationSample {
+  readonly product: string;
+  readonly group: string;
+  readonly window: string;
+  readonly value: number;
+}
+
+/** What the usage metrics need from the usage side. */
+export interface UsageMetricsOptions {
+  /** Tenant/app pairs with their own tenant_requests_total series (usage.metricTenants); later pairs are tenant="other", app="other". */
+  readonly metricTenants: number;
+  /** Worst utilisation per product, limit group and window, read at each scrape. */
+  readonly utilisation?: (products: readonly string[]) => readonly UtilisationSample[];
 }
 
 export interface MetricsOptions {
@@ -52,6 +73,8 @@ export interface MetricsOptions {
   collectDefault?: boolean;
   /** Upstream error codes that keep their own label; default UPSTREAM_ERROR_CODES. */
   upstreamErrorCodes?: readonly string[];
+  /** Per-tenant counts and limit utilisation; default: tenant_requests_total with 200 pairs, no utilisation. */
+  usage?: UsageMetricsOptions;
 }
 
 /** Status as a 3-digit label, or '0' when no valid status reached the client. */
@@ -125,6 +148,35 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     registers,
   });
 
+  const tenantRequests = new Counter({
+    name: `${METRIC_PREFIX}tenant_requests_total`,
+    help: 'Microsoft security API requests by product, tenant and application from the bearer token, and policy action; pairs beyond usage.metricTenants count as tenant="other", app="other".',
+    labelNames: ['product', 'tenant', 'app', 'action'] as const,
+    registers,
+  });
+  const usageStoreErrors = new Counter({
+    name: `${METRIC_PREFIX}usage_store_errors_total`,
+    help: 'Failed usage store operations (open, write, prune); the counts stay in memory and are written when the store is back.',
+    registers,
+  });
+  usageStoreErrors.inc(0);
+  const utilisation = opts.usage?.utilisation;
+  new Gauge({
+    name: `${METRIC_PREFIX}rate_limit_utilization`,
+    help: "Worst use of Microsoft's per-tenant, per-application limit over each product's tenant/app pairs, by limit group and sliding window (1 = at the limit).",
+    labelNames: ['product', 'group', 'window'] as const,
+    registers,
+    collect() {
+      this.reset();
+      if (utilisation === undefined) return;
+      for (const r of utilisation([...products].filter((p) => p !== UNREGISTERED_PRODUCT))) {
+        this.set({ product: bound(products, r.product, UNREGISTERED_PRODUCT), group: r.group, window: r.window }, r.value);
+      }
+    },
+  });
+  const metricTenants = opts.usage?.metricTenants ?? 200;
+  const tenantPairs = new Set<string>();
+
   // Zero series for the small closed sets, so rate() and increase() see the first event. requests_total
   // is not pre-initialised: rate() works per series, and a zero on an arbitrary api/method/code
   // combination would add series without helping the ones that later appear.
@@ -144,6 +196,14 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     const product = bound(products, e.product, UNREGISTERED_PRODUCT);
     const api = bound(apis, e.api, OTHER_LABEL);
     requests.inc({ product, api, method: bound(methods, e.method, OTHER_LABEL), code: statusLabel(e.status), action: e.action });
+    let tenant = e.tenant !== undefined && TENANT_LABEL.test(e.tenant) ? e.tenant : 'unknown';
+    let app = e.app !== undefined && TENANT_LABEL.test(e.app) ? e.app : 'unknown';
+    const pair = `${tenant}|${app}`;
+    if (!tenantPairs.has(pair)) {
+      if (tenantPairs.size < metricTenants) tenantPairs.add(pair);
+      else tenant = app = OTHER_LABEL;
+    }
+    tenantRequests.inc({ product, tenant, app, action: e.action });
     // A rejected request never leaves the proxy; its few microseconds would hide Microsoft's latency.
     if (e.action !== 'rejected' && Number.isFinite(e.durationMs) && e.durationMs >= 0) {
       duration.observe({ product, api }, e.durationMs / 1000);
@@ -172,6 +232,9 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     },
     setCaExpiry(notAfter: Date): void {
       if (Number.isFinite(notAfter.getTime())) caExpiry.set(notAfter.getTime() / 1000);
+    },
+    usageStoreError(): void {
+      usageStoreErrors.inc();
     },
   };
 }

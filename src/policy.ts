@@ -18,6 +18,8 @@ export interface Product extends PartnerIdentity {
   readonly userAgent: string;
   /** Proxy credentials that bind a caller to this product. */
   readonly credentials?: { readonly username: string; readonly password: string };
+  /** Azure AD application ids (lowercase GUIDs) whose tokens bind an otherwise unbound caller to this product. */
+  readonly apps?: readonly string[];
 }
 
 /** Everything the decisions need, compiled once from the config. */
@@ -33,6 +35,8 @@ export interface Policy {
   readonly connectPorts: ReadonlySet<number>;
   /** `host:port` (lowercase, IPv6 bracketed) → `address:port` overrides of where a destination connects. */
   readonly resolve: ReadonlyMap<string, string>;
+  /** Application id (lowercase GUID) → the product whose `apps` lists it (usage/attribution.ts productForApp). */
+  readonly appProducts?: ReadonlyMap<string, Product>;
 }
 
 export type ConnectAction = 'intercept' | 'tunnel' | 'deny';
@@ -175,8 +179,9 @@ export function decideIdentity(policy: Policy, proxyAuthorization: string | unde
 }
 
 /** Builds a Product from its identity, formatting the compliant User-Agent once. */
-export function createProduct(id: string, identity: PartnerIdentity, credentials?: Product['credentials']): Product {
-  const base = { id, company: identity.company, product: identity.product, version: identity.version, userAgent: formatPartnerUserAgent(identity) };
+export function createProduct(id: string, identity: PartnerIdentity, credentials?: Product['credentials'], apps?: readonly string[]): Product {
+  const base = { id, company: identity.company, product: identity.product, version: identity.version, userAgent: formatPartnerUserAgent(identity),
+    ...(apps !== undefined && apps.length > 0 ? { apps: Object.freeze([...apps]) } : {}) };
   return Object.freeze(credentials === undefined ? base : { ...base, credentials: Object.freeze({ ...credentials }) });
 }
 

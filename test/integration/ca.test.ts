@@ -363,13 +363,13 @@ describe('loadOrCreateCa', () => {
     expect(fs.existsSync(stateDir)).toBe(false);
   });
 
-  it('refuses a state directory holding a key without its certificate, and keeps the key', async () => {
+  it('refuses a state directory holding a certificate without its key, and keeps the certificate', async () => {
     const stateDir = fs.mkdtempSync(path.join(tmp, 'partial-'));
-    fs.writeFileSync(path.join(stateDir, 'ca-key.pem'), ca.keyPem);
+    fs.writeFileSync(path.join(stateDir, 'ca.pem'), ca.certPem);
     const err = await rejection(loadOrCreateCa({ stateDir, permittedDomains: DOMAINS }));
     expect(err.code).toBe('CaUnreadable');
-    expect(err.file).toBe(path.join(stateDir, 'ca.pem'));
-    expect(fs.readFileSync(path.join(stateDir, 'ca-key.pem'), 'utf8')).toBe(ca.keyPem);
+    expect(err.file).toBe(path.join(stateDir, 'ca-key.pem'));
+    expect(fs.readFileSync(path.join(stateDir, 'ca.pem'), 'utf8')).toBe(ca.certPem);
   });
 
   it('reports a state directory it cannot create, naming it', async () => {

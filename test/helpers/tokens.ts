@@ -1,0 +1,15 @@
+// Bearer tokens shaped like Entra ID's (header.payload.signature, base64url), unsigned test data.
+// The signature part is random per token so tests can look for it anywhere the proxy writes.
+import { randomBytes } from 'node:crypto';
+
+const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
+
+/** A JWT with the given claims and a random 256-byte "signature". */
+export function makeToken(claims: Record<string, unknown>): string {
+  return `${b64({ typ: 'JWT', alg: 'RS256', kid: 'test-key' })}.${b64({ aud: 'https://api.securitycenter.microsoft.com', ver: '1.0', ...claims })}.${randomBytes(256).toString('base64url')}`;
+}
+
+/** The signature part of a token. */
+export function signatureOf(token: string): string {
+  return token.slice(token.lastIndexOf('.') + 1);
+}
