@@ -453,6 +453,28 @@ describe('start on the embedded identity', () => {
     expect(headerValues((JSON.parse(r.stdout) as { rawHeaders: string[] }).rawHeaders, 'user-agent')).toEqual([EXAMPLE_UA]);
   });
 
+  it('writes one access line per exchange and one per tunnel end, with OpenTelemetry names and no header values but the User-Agent', async () => {
+    const before = logLines(p.stdout()).length;
+    const r = await run('curl', ['-sS', '--fail-with-body', '--proxy', p.proxyUrl, '--cacert', p.caFile, '-H', 'Authorization: Bearer eyJsecret.token', '-A', 'curl/8.5.0',
+      'https://api.security.microsoft.com/api/alerts?$top=1&code=s3cr3t']);
+    expect(r.code).toBe(0);
+    const fresh = (): Record<string, unknown>[] => logLines(p.stdout()).slice(before);
+    const tunnel = await until(() => fresh().find((l) => l['event'] === 'tunnel'), () => `a tunnel line in\n${p.stdout()}`);
+    const exchanges = fresh().filter((l) => l['event'] === 'exchange');
+    expect(exchanges).toHaveLength(1);
+    expect(exchanges[0]).toMatchObject({
+      'client.address': '127.0.0.1', 'http.request.method': 'GET', 'server.address': 'api.security.microsoft.com', 'server.port': 443,
+      'url.path': '/api/alerts', 'http.response.status_code': 200, product: 'default', api: 'alerts', action: 'rewritten', mode: 'intercept',
+      'user_agent.original': 'curl/8.5.0',
+    });
+    expect(exchanges[0]!['http.response.body.size']).toBeGreaterThan(0);
+    expect(typeof exchanges[0]!['duration_ms']).toBe('number');
+    expect(tunnel).toMatchObject({ 'client.address': '127.0.0.1', 'http.request.method': 'CONNECT', 'server.address': 'api.security.microsoft.com', action: 'intercepted', outcome: 'closed' });
+    expect(tunnel['bytes_to_client']).toBeGreaterThan(0);
+    const text = JSON.stringify(fresh());
+    expect(text).not.toMatch(/eyJsecret|s3cr3t|\$top/);
+  });
+
   it('is ready on /readyz', async () => {
     expect((await adminGet(p.adminUrl!, '/readyz')).status).toBe(200);
   });
