@@ -27,6 +27,7 @@ import { decideConnect, decideIdentity, decideRequest, resolveDestination } from
 import { createProxy } from './server.js';
 import { formatAuthority, parseAbsoluteTarget } from './target.js';
 import { parsePartnerUserAgent } from './user-agent.js';
+import { runReport, type ReportCommandArgs } from './usage/report-command.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const ENV_PREFIX = 'MDE_PARTNER_PROXY';
@@ -281,6 +282,12 @@ async function doctor(args: CommonArgs): Promise<void> {
   process.exit(failed === 0 ? 0 : 1);
 }
 
+async function report(args: CommonArgs & ReportCommandArgs): Promise<void> {
+  const config = configFrom(args);
+  const code = await runReport(config, VERSION, args, { out, err });
+  if (code !== 0) process.exit(code);
+}
+
 /** The options every command takes; yargs and the `start` fast path both read this table. */
 const COMMON_OPTIONS = {
   config: { type: 'string', alias: 'c', describe: 'YAML config file (version: 1)' },
@@ -368,6 +375,17 @@ export async function program(argv: string[]) {
       .option('proxy-authorization', { type: 'string', describe: 'the Proxy-Authorization the client sends' }),
     (a) => explain(String(a.url), a as CommonArgs & { ua?: string; proxyAuthorization?: string }))
     .command('doctor', 'check the configuration, the CA and the trust setup', {}, (a) => doctor(a as CommonArgs))
+    .command('report', 'the compliance report from the usage store (or --prometheus for a fleet); default: the last 30 days, HTML to stdout', (y) => y
+      .options(withEnvDefaults({
+        from: { type: 'string', describe: 'start of the period, ISO 8601 date or date-time (UTC unless an offset is given); default 30 days before --to' },
+        to: { type: 'string', describe: 'end of the period, excluded; default now' },
+        format: { type: 'string', choices: ['html', 'json', 'csv'], describe: 'output format (default html)' },
+        out: { type: 'string', describe: 'write to this file instead of stdout' },
+        store: { type: 'string', describe: 'usage store to read: a SQLite file or a postgres:// URL (default: usage.store of the config)' },
+        prometheus: { type: 'string', describe: 'compute the report for every replica from this Prometheus server instead (http://host:9090)' },
+      } as const))
+      .conflicts('store', 'prometheus'),
+    (a) => report(a as CommonArgs & ReportCommandArgs))
     .strict()
     // Usage is for usage mistakes; a fault inside a command (a busy port, an unreadable CA) is one
     // line from the catch below, not the help text followed by a stack trace.

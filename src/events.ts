@@ -86,6 +86,15 @@ export interface TunnelEvent {
   readonly error?: string;
 }
 
+/** A listener at limits.maxConnections closed a new connection at once. */
+export interface ConnectionRefusedEvent {
+  /** The listener's address, host:port. */
+  readonly listener: string;
+  readonly limit: number;
+  /** True for the first refusal since the listener last had room: one log line per episode. */
+  readonly firstInEpisode: boolean;
+}
+
 /** Everything the proxy reports. Every method is optional; a missing one is a no-op. */
 export interface ProxyObserver {
   exchangeEnd?(event: ExchangeEvent): void;
@@ -94,6 +103,8 @@ export interface ProxyObserver {
   /** A client connection to a proxy listener opened / closed. */
   connectionOpen?(): void;
   connectionClose?(): void;
+  /** A new connection was closed unserved because its listener was at limits.maxConnections. */
+  connectionRefused?(event: ConnectionRefusedEvent): void;
   /** The interception CA minted a leaf certificate for a host. */
   certificateIssued?(host: string): void;
   /** An outbound connection or exchange failed; code is a stable ProxyError code. */
@@ -105,7 +116,7 @@ export interface ProxyObserver {
 export const noopObserver: ProxyObserver = Object.freeze({});
 
 /** The events a ProxyObserver can hear, in one list so wrappers cannot miss one. */
-const EVENT_NAMES = ['exchangeEnd', 'tunnelEnd', 'connectionOpen', 'connectionClose', 'certificateIssued', 'upstreamError', 'configReload'] as const satisfies readonly (keyof ProxyObserver)[];
+const EVENT_NAMES = ['exchangeEnd', 'tunnelEnd', 'connectionOpen', 'connectionClose', 'connectionRefused', 'certificateIssued', 'upstreamError', 'configReload'] as const satisfies readonly (keyof ProxyObserver)[];
 
 /** Wraps an observer so a fault in it never reaches the caller: the one place observer faults are caught. */
 export function guardObserver(observer: ProxyObserver): ProxyObserver {

@@ -4,7 +4,7 @@
 // User-Agent reaches a line, so an Authorization value or a password cannot.
 
 import pino from 'pino';
-import type { ExchangeEvent, ProxyObserver, TunnelEvent } from './events.js';
+import type { ConnectionRefusedEvent, ExchangeEvent, ProxyObserver, TunnelEvent } from './events.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
@@ -45,6 +45,8 @@ export const LOG_FIELDS = {
   bytesToClient: 'bytes_to_client',
   result: 'result',
   code: 'code',
+  listener: 'listener',
+  limit: 'limit',
 } as const;
 
 /** Values of the `event` field, kebab-case as everywhere in the logs: what kind of line this is. */
@@ -54,6 +56,7 @@ export const LOG_EVENTS = {
   configReload: 'config-reload',
   certificateIssued: 'certificate-issued',
   upstreamError: 'upstream-error',
+  connectionsRefused: 'connections-refused',
 } as const;
 
 /** Paths censored if any module ever logs an object carrying credentials; belt and braces. */
@@ -187,6 +190,12 @@ export function createLogObserver(logger: pino.Logger): ProxyObserver {
     // No configReload line: the CLI, which knows the trigger and the cause, writes the one reload line.
     certificateIssued: (host: string) => {
       logger.debug({ [F.event]: LOG_EVENTS.certificateIssued, [F.host]: truncate(host) }, LOG_EVENTS.certificateIssued);
+    },
+    // One line per episode; connections_refused_total counts every refusal.
+    connectionRefused: (e: ConnectionRefusedEvent) => {
+      if (!e.firstInEpisode) return;
+      logger.warn({ [F.event]: LOG_EVENTS.connectionsRefused, [F.listener]: e.listener, [F.limit]: e.limit },
+        `listener ${e.listener} is at limits.maxConnections (${e.limit}): new connections are closed until one ends`);
     },
     // The exchange line already carries the code at warn; this one is for blind tunnels and debugging.
     upstreamError: (code: string) => {

@@ -118,6 +118,11 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     help: 'Client connections currently open on the proxy listeners.',
     registers,
   });
+  const refusedConnections = new Counter({
+    name: `${METRIC_PREFIX}connections_refused_total`,
+    help: 'New client connections closed unserved because their listener was at limits.maxConnections.',
+    registers,
+  });
   const certificates = new Counter({
     name: `${METRIC_PREFIX}certificates_issued_total`,
     help: 'Leaf certificates minted by the interception CA.',
@@ -219,6 +224,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     },
     connectionOpen: () => openConnections.inc(),
     connectionClose: () => openConnections.dec(),
+    connectionRefused: () => refusedConnections.inc(),
     certificateIssued: () => certificates.inc(),
     upstreamError: (code: string) => upstreamErrors.inc({ code: bound(errorCodes, code, OTHER_LABEL) }),
     configReload: (result: ReloadResult) => reloads.inc({ result: bound(reloadResults, result, OTHER_LABEL) }),

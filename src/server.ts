@@ -1,5 +1,6 @@
 // createProxy(config, {observer}) → listeners wired to the one request path.
 // The forward listener takes absolute-form requests and CONNECT; each reverse route has its own.
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -11,6 +12,7 @@ import { guardObserver, type ProxyObserver } from './events.js';
 import { handleRequest, type RequestContext, type Runtime } from './forward.js';
 import { createInterceptor } from './intercept.js';
 import { handleConnect } from './tunnel.js';
+import { formatAuthority } from './target.js';
 import { createUpstream, reuseOrCreateUpstream } from './upstream.js';
 
 export interface ListeningAddresses {
@@ -29,6 +31,33 @@ export interface ProxyServer {
   close(): Promise<void>;
   readonly ca: LoadedCa;
   readonly runtime: Runtime;
+  /** Connections each listener accepts at once (limits.maxConnections or its default). */
+  readonly maxConnections: number;
+}
+
+/** Descriptors kept for listeners, the CA, logs and the admin side before halving the rest. */
+const RESERVED_DESCRIPTORS = 128;
+/** The cap when the descriptor limit is unknown or unlimited. */
+const FALLBACK_MAX_CONNECTIONS = 4096;
+const MIN_MAX_CONNECTIONS = 64;
+
+/**
+ * The default limits.maxConnections from the soft "Max open files" of /proc/self/limits (Linux):
+ * each proxied connection holds two descriptors (client and upstream), so half of what is left
+ * after a reserve. 4096 where the limit is unknown or unlimited.
+ */
+export function defaultMaxConnections(limitsText?: string): number {
+  let text = limitsText;
+  if (text === undefined) {
+    try {
+      text = readFileSync('/proc/self/limits', 'utf8');
+    } catch {
+      return FALLBACK_MAX_CONNECTIONS;
+    }
+  }
+  const soft = /^Max open files\s+(\d+)\s/m.exec(text)?.[1];
+  if (soft === undefined) return FALLBACK_MAX_CONNECTIONS;
+  return Math.max(MIN_MAX_CONNECTIONS, Math.floor((Number(soft) - RESERVED_DESCRIPTORS) / 2));
 }
 
 /** Builds the client allow-list from CIDRs (access.allowedClients). */
@@ -89,6 +118,8 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   /** Connections that sent bytes the parser could not read behind an exchange: closed once it ends. */
   const refusing = new WeakSet<object>();
   const servers: Server[] = [];
+  const fallbackMaxConnections = defaultMaxConnections();
+  let maxConnections = config.limits.maxConnections ?? fallbackMaxConnections;
   const interceptor = createInterceptor({
     issuer: () => issuer,
     timeouts: config.timeouts,
@@ -143,7 +174,16 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       track(res);
       onRequest(req, res);
     });
+    // Past maxConnections Node closes a new connection at once and emits 'drop' (nothing is read from it).
+    server.maxConnections = maxConnections;
+    let full = false;
+    server.on('drop', () => {
+      const at = server.address() as AddressInfo | null;
+      observer.connectionRefused?.({ listener: at ? formatAuthority({ host: at.address, port: at.port }) : '?', limit: server.maxConnections, firstInEpisode: !full });
+      full = true;
+    });
     server.on('connection', (socket: Socket) => {
+      socket.once('close', () => (full = false));
       if (!clientAllowed(allowed, socket)) {
         // The HTTP parser is already attached: mark the socket so no request it carries is served.
         denied.add(socket);
@@ -185,6 +225,9 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     get runtime() {
       return runtime;
     },
+    get maxConnections() {
+      return maxConnections;
+    },
     async listen() {
       const proxy = await listenOn(forward, config.listen);
       const rev: AddressInfo[] = [];
@@ -194,11 +237,13 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     reload(next) {
       const old = runtime.upstream;
       const nextAllowed = allowList(next.allowedClients);
+      maxConnections = next.limits.maxConnections ?? fallbackMaxConnections;
       runtime = { config: next, upstream: reuseOrCreateUpstream(next, old), observer };
       allowed = nextAllowed;
       for (const s of servers) {
         applyServerTimeouts(s, next.timeouts);
         applyServerLimits(s, next.limits);
+        s.maxConnections = maxConnections;
       }
       interceptor.setTimeouts(next.timeouts);
       interceptor.setLimits(next.limits);

@@ -52,8 +52,9 @@ export interface RunningPrometheus {
   stop(): Promise<void>;
 }
 
-/** Starts prometheus on loopback scraping one target every second, with storage in a temp dir. */
-export async function startPrometheus(target: string): Promise<RunningPrometheus> {
+/** Starts prometheus on loopback scraping the targets (host:port) every second, with storage in a temp dir. */
+export async function startPrometheus(target: string | readonly string[]): Promise<RunningPrometheus> {
+  const targets = typeof target === 'string' ? [target] : target;
   const bin = requireBinary('prometheus');
   const dir = await mkdtemp(path.join(tmpdir(), 'mde-prom-'));
   const config = [
@@ -64,7 +65,7 @@ export async function startPrometheus(target: string): Promise<RunningPrometheus
     'scrape_configs:',
     '  - job_name: mde-partner-proxy',
     '    static_configs:',
-    `      - targets: ['${target}']`,
+    `      - targets: [${targets.map((t) => `'${t}'`).join(', ')}]`,
     '',
   ].join('\n');
   await writeFile(path.join(dir, 'prometheus.yml'), config);

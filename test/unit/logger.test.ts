@@ -123,6 +123,15 @@ describe('createLogObserver', () => {
     expect(lines().map((l) => l['event'])).toEqual(['exchange', 'tunnel', 'certificate-issued', 'upstream-error']);
   });
 
+  it('writes one warning per connection-limit episode, naming the listener and the limit', () => {
+    const { logger, lines } = capture();
+    const observer = createLogObserver(logger);
+    for (const firstInEpisode of [true, false, false, true]) observer.connectionRefused?.({ listener: '127.0.0.1:3128', limit: 448, firstInEpisode });
+    const out = lines();
+    expect(out).toHaveLength(2);
+    expect(out[0]).toMatchObject({ level: 'warn', [LOG_FIELDS.event]: 'connections-refused', [LOG_FIELDS.listener]: '127.0.0.1:3128', [LOG_FIELDS.limit]: 448 });
+  });
+
   it('writes the caller\'s address on the exchange line', () => {
     const { logger, lines } = capture();
     createLogObserver(logger).exchangeEnd?.(exchange({ client: '192.0.2.7' }));

@@ -1,0 +1,94 @@
+// `mde-partner-proxy report`: the same report as `GET /report`, from the usage store named by the
+// config (or --store), or for a whole fleet from Prometheus (--prometheus). cli.ts parses argv and
+// exits; this file gathers the rows and facts, renders, and writes the file or stdout.
+
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config.js';
+import { parseFormat, parseRange, renderReport, reportModel, ReportInputError, rowsFromStore, staticFacts, type RenderedReport } from './evidence.js';
+import { displayUrl, rowsFromPrometheus } from './prometheus.js';
+import type { UsageStore } from './store.js';
+
+export interface ReportCommandArgs {
+  from?: string;
+  to?: string;
+  format?: string;
+  out?: string;
+  store?: string;
+  prometheus?: string;
+}
+
+export interface ReportIo {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+/** Opens the store a spec names (the config's usage.store, or --store). */
+export type StoreOpener = (spec: string | undefined, config: Config) => Promise<UsageStore | undefined>;
+
+/** The interception CA's certificate text, if it exists; the report never creates one. */
+function readCaPem(config: Config): string | undefined {
+  try {
+    return readFileSync(config.ca.cert ?? join(config.stateDir, 'ca.pem'), 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes the file whole or not at all: a half-written evidence file is worse than none. */
+function writeAtomically(file: string, body: string): void {
+  const temp = `${file}.${process.pid}.tmp`;
+  try {
+    writeFileSync(temp, body, { mode: 0o644 });
+    renameSync(temp, file);
+  } catch (e) {
+    rmSync(temp, { force: true });
+    throw e;
+  }
+}
+
+/** Renders the report the arguments ask for; resolves to the process exit code. */
+export async function runReport(config: Config, version: string, args: ReportCommandArgs, io: ReportIo, openStore?: StoreOpener): Promise<number> {
+  const now = Date.now();
+  let rendered: RenderedReport;
+  let headline: string;
+  try {
+    const range = parseRange(args.from, args.to, now);
+    const format = parseFormat(args.format, '--format');
+    const facts = staticFacts(config, readCaPem(config), version);
+    if (args.prometheus !== undefined) {
+      const { rows, versions } = await rowsFromPrometheus({ url: args.prometheus }, range, now);
+      const model = reportModel(facts, rows, range, { kind: 'prometheus', name: displayUrl(args.prometheus) }, now, versions);
+      rendered = renderReport(model, format);
+      headline = model.products.map((p) => p.headline).join(' ');
+    } else {
+      const store = openStore === undefined ? undefined : await openStore(args.store, config);
+      if (store === undefined) {
+        io.err('mde-partner-proxy: report: no usage store to read (usage.store is none); give --store FILE|URL or --prometheus URL');
+        return 2;
+      }
+      try {
+        const rows = await rowsFromStore(store, range);
+        const model = reportModel(facts, rows, range, { kind: 'store', name: store.kind }, now);
+        rendered = renderReport(model, format);
+        headline = model.products.map((p) => p.headline).join(' ');
+      } finally {
+        await store.close();
+      }
+    }
+  } catch (e) {
+    if (e instanceof ReportInputError) {
+      io.err(`mde-partner-proxy: report: ${e.field.startsWith('--') ? e.field : `--${e.field}`}: ${e.message.slice(e.field.length + 2)}`);
+      return 2;
+    }
+    io.err(`mde-partner-proxy: report: ${(e as Error).message}`);
+    return 1;
+  }
+  if (args.out === undefined || args.out === '-') {
+    io.out(rendered.body.replace(/\n$/, ''));
+  } else {
+    writeAtomically(args.out, rendered.body);
+    io.err(`wrote ${args.out} (${Buffer.byteLength(rendered.body)} bytes). ${headline}`);
+  }
+  return 0;
+}
