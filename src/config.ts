@@ -15,10 +15,13 @@ import { appsSchema, buildUsageConfig, describeStore, usageSchema, type UsageCon
 /** A configuration fault: the path of the offending field and what is wrong with it. */
 export class ConfigError extends Error {
   readonly path: string;
-  constructor(path: string, message: string) {
+  /** Every fault found in the same pass (the schema reports all at once); this error is the first. */
+  readonly all: readonly { readonly path: string; readonly message: string }[];
+  constructor(path: string, message: string, all?: readonly { readonly path: string; readonly message: string }[]) {
     super(`${path}: ${message}`);
     this.name = 'ConfigError';
     this.path = path;
+    this.all = all ?? [{ path, message }];
   }
 }
 
@@ -220,16 +223,15 @@ export function defaultStateDir(env: NodeJS.ProcessEnv): string {
 }
 
 /** Turns a document (already parsed from YAML) plus overrides into a validated, frozen Config. */
-export function buildConfig(doc: unknown, opts: { source: string; baseDir: string; overrides?: ConfigOverrides; env?: NodeJS.ProcessEnv }): Config {
+export function buildConfig(doc: unknown, opts: { source: string; baseDir: string; overrides?: ConfigOverrides; env?: NodeJS.ProcessEnv; offline?: boolean }): Config {
   const env = opts.env ?? process.env;
   const overrides = opts.overrides ?? {};
   const parsed = schema.safeParse(doc ?? { version: 1 });
   if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const path = [...issue.path];
-    if (issue.code === 'unrecognized_keys') path.push(issue.keys[0]!);
-    const message = issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message;
-    throw new ConfigError(formatPath(path), message);
+    const all = parsed.error.issues.flatMap((issue) => issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({ path: formatPath([...issue.path, key]), message: 'unknown key' }))
+      : [{ path: formatPath(issue.path), message: issue.message }]);
+    throw new ConfigError(all[0]!.path, all[0]!.message, all);
   }
   const raw: RawConfig = parsed.data;
   const fromBase = (p: string): string => resolvePath(opts.baseDir, p);
@@ -262,6 +264,8 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
         if (c.username.includes(':')) throw new ConfigError(`products[${i}].credentials.username`, 'must not contain ":" (RFC 7617)');
         let password: string;
         if ('password' in c) password = c.password;
+        // offline (config check --offline): secrets that live elsewhere (a Secret mounted in a pod) are not read.
+        else if (opts.offline === true) password = OFFLINE_SECRET;
         else if ('passwordFile' in c) password = readSecretFile(fromBase(c.passwordFile), `products[${i}].credentials.passwordFile`);
         else {
           const v = env[c.passwordEnv];
@@ -310,7 +314,7 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
     upstreamProxy = { host: t.host, port: t.port };
   }
   const caFiles = raw.upstream.ca === undefined ? [] : (Array.isArray(raw.upstream.ca) ? raw.upstream.ca : [raw.upstream.ca]).map(fromBase);
-  const ca = caFiles.map((f, i) => {
+  const ca = opts.offline === true ? [] : caFiles.map((f, i) => {
     const text = readSecretFile(f, Array.isArray(raw.upstream.ca) ? `upstream.ca[${i}]` : 'upstream.ca');
     if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError('upstream.ca', `${f} holds no PEM certificate`);
     return text;
@@ -371,9 +375,12 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
   });
 }
 
-/** Reads and validates a YAML config file (or the embedded default when file is undefined). */
-export function loadConfig(file: string | undefined, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {
-  if (file === undefined) return buildConfig({ version: 1 }, { source: 'embedded default', baseDir: process.cwd(), overrides, env });
+/** The password a credential gets when `config check --offline` does not read its file or variable. */
+export const OFFLINE_SECRET = '<not read: --offline>';
+
+/** Reads and validates a YAML config file (or the embedded default when file is undefined); offline skips secrets kept elsewhere. */
+export function loadConfig(file: string | undefined, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env, opts: { offline?: boolean } = {}): Config {
+  if (file === undefined) return buildConfig({ version: 1 }, { source: 'embedded default', baseDir: process.cwd(), overrides, env, ...opts });
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -382,11 +389,33 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
   }
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    const where = e.linePos?.[0] ? ` line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
-    throw new ConfigError(`(yaml${where})`, e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''));
+    const all = doc.errors.map((e) => ({
+      path: `(yaml${e.linePos?.[0] ? ` line ${e.linePos[0].line}, column ${e.linePos[0].col}` : ''})`,
+      message: e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''),
+    }));
+    throw new ConfigError(all[0]!.path, all[0]!.message, all);
   }
-  return buildConfig(doc.toJS(), { source: resolvePath(file), baseDir: dirname(resolvePath(file)), overrides, env });
+  return buildConfig(doc.toJS(), { source: resolvePath(file), baseDir: dirname(resolvePath(file)), overrides, env, ...opts });
+}
+
+/**
+ * The Config as a config file again (`config check` prints it): every default filled in, paths
+ * absolute, passwords replaced by '<redacted>', and valid against the schema, so the output passes
+ * `config check` itself.
+ */
+export function normaliseConfig(config: Config): Record<string, unknown> {
+  const described: Record<string, unknown> = { ...describeConfig(config) };
+  delete described['source'];
+  if (config.ca.cert === undefined) delete described['ca'];
+  return {
+    ...described,
+    products: config.policy.products.map((x) => ({
+      id: x.id, company: x.company, product: x.product, version: x.version,
+      ...(x.credentials ? { credentials: { username: x.credentials.username, password: '<redacted>' } } : {}),
+      ...(x.apps && x.apps.length > 0 ? { apps: [...x.apps] } : {}),
+    })),
+    limits: { ...config.limits },
+  };
 }
 
 /** A plain, secret-free view of a Config for `config check` and `explain`. */

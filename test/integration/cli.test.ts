@@ -226,13 +226,13 @@ describe('config check', () => {
     }
     const printed = parse(r.stdout) as Record<string, unknown>;
     expect(printed['products']).toEqual([
-      { id: 'cognito', userAgent: EXAMPLE_UA, credentials: { username: 'cognito', password: '<redacted>' } },
-      { id: 'sandbox', userAgent: 'MdePartner-JoeSecurity-JoeSecuritySandbox-AzureFunctionApp/4.4.1', credentials: { username: 'sandbox', password: '<redacted>' } },
-      { id: 'scanner', userAgent: FABRIKAM_UA, credentials: { username: 'scanner', password: '<redacted>' } },
+      { id: 'cognito', company: 'Contoso', product: 'ContosoCognito', version: '1.0.0', credentials: { username: 'cognito', password: '<redacted>' } },
+      { id: 'sandbox', company: 'JoeSecurity', product: 'JoeSecuritySandbox-AzureFunctionApp', version: '4.4.1', credentials: { username: 'sandbox', password: '<redacted>' } },
+      { id: 'scanner', company: 'Fabrikam', product: 'Scanner', version: '2.0.0', credentials: { username: 'scanner', password: '<redacted>' } },
     ]);
+    expect(r.stdout).toContain(`# normalised from ${join(FIXTURES, 'valid-full.yaml')}`);
     expect(printed).toMatchObject({
       version: 1,
-      source: join(FIXTURES, 'valid-full.yaml'),
       stateDir: join(FIXTURES, 'state'), // relative paths resolve against the config file
       policy: { mode: 'reject', rewrite: 'prepend' },
       clouds: ['commercial', 'gcc'],
@@ -242,6 +242,42 @@ describe('config check', () => {
       access: { connectPorts: [443, 8443] },
       log: { level: 'warn' },
     });
+  });
+
+  it('reports every mistake with its path: five mistakes, five errors, exit 2', async () => {
+    const r = await cli(['config', 'check', join(FIXTURES, 'invalid-five-mistakes.yaml')]);
+    expect(r.code).toBe(2);
+    const paths = r.stderr.trim().split('\n').map((l) => /^mde-partner-proxy: invalid configuration: (\S+): /.exec(l)?.[1]);
+    expect(paths.sort()).toEqual(['clouds[1]', 'colour', 'policy.mode', 'products[0].id', 'timeouts.connect']);
+    const json = await cli(['config', 'check', '--json', join(FIXTURES, 'invalid-five-mistakes.yaml')]);
+    expect(json.code).toBe(2);
+    const parsed = JSON.parse(json.stdout) as { valid: boolean; errors: { path: string; message: string }[] };
+    expect(parsed.valid).toBe(false);
+    expect(parsed.errors.map((e) => e.path).sort()).toEqual(paths.sort());
+  });
+
+  it('checks a Kubernetes config whose passwordFile is not on this machine with --offline', async () => {
+    const file = join(ROOT, 'config', 'kubernetes', 'overlays', 'shared', 'config.yaml');
+    const online = await cli(['config', 'check', file]);
+    expect(online.code).toBe(2);
+    expect(online.stderr).toMatch(/products\[0\]\.credentials\.passwordFile: cannot read \/etc\/mde-partner-proxy\/credentials\/threatsync/);
+    const offline = await cli(['config', 'check', '--offline', file]);
+    expect(offline.stderr).toBe('');
+    expect(offline.code).toBe(0);
+    expect((parse(offline.stdout) as { products: unknown[] }).products).toHaveLength(2);
+  });
+
+  it.each([['valid-full.yaml'], ['valid-minimal.yaml']])('prints for %s a normalised config that passes config check and normalises to itself', async (name) => {
+    const env = { FIXTURE_SCANNER_PASSWORD: 'fixture-env-password-4242' };
+    const first = await cli(['config', 'check', join(FIXTURES, name)], env);
+    expect(first.code).toBe(0);
+    const copy = join(tmp('normalised'), 'normalised.yaml');
+    writeFileSync(copy, first.stdout);
+    const second = await cli(['config', 'check', copy], env);
+    expect(second.stderr).toBe('');
+    expect(second.code).toBe(0);
+    const body = (out: string): string => out.split('\n').filter((l) => !l.startsWith('# normalised from')).join('\n');
+    expect(body(second.stdout)).toBe(body(first.stdout));
   });
 
   it('fills in the defaults of a minimal config', async () => {

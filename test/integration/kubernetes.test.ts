@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Registry } from 'prom-client';
 import { parseAllDocuments, parse } from 'yaml';
-import { API_LABELS } from '../../src/catalogue.js';
+import { API_LABELS, createCatalogue, nameConstraintDomains } from '../../src/catalogue.js';
 import { buildConfig } from '../../src/config.js';
 import { createMetrics } from '../../src/metrics.js';
 import { cleanEnv } from '../helpers/child.js';
@@ -29,6 +29,12 @@ function build(dir: string): Obj[] {
   expect({ dir, status: r.status, stderr }).toEqual({ dir, status: 0, stderr: [] });
   return parseAllDocuments(r.stdout).map((d) => d.toJS() as Obj).filter((d) => d !== null);
 }
+
+/** The Secret name the overlays mount the CA from. */
+const proxyCaSecret = (): string => {
+  const volumes = one(build('overlays/shared'), 'Deployment').spec.template.spec.volumes as Obj[];
+  return volumes.find((v) => v.name === 'ca')!.secret.secretName as string;
+};
 
 const ofKind = (docs: Obj[], kind: string): Obj[] => docs.filter((d) => d.kind === kind);
 const one = (docs: Obj[], kind: string): Obj => {
@@ -116,6 +122,19 @@ describe('kubectl kustomize config/kubernetes', () => {
     checkWorkload(docs);
     expect(ofKind(docs, 'PodMonitor').map((d) => d.apiVersion)).toEqual(['azmonitoring.coreos.com/v1']);
     expect(docs.filter((d) => String(d.apiVersion).startsWith('monitoring.coreos.com'))).toEqual([]);
+  });
+
+  it('builds the cert-manager CA with the name constraints the proxy itself would write, and a trust-manager Bundle', () => {
+    const docs = build('cert-manager');
+    const cert = one(docs, 'Certificate');
+    expect(cert.spec.isCA).toBe(true);
+    expect(cert.spec.secretName).toBe(proxyCaSecret());
+    expect([...cert.spec.nameConstraints.permitted.dnsDomains].sort()).toEqual([...nameConstraintDomains(createCatalogue(['commercial'], []))].sort());
+    expect(cert.spec.nameConstraints.critical).toBe(true);
+    expect(one(docs, 'Issuer').metadata.name).toBe(cert.spec.issuerRef.name);
+    const bundle = one(docs, 'Bundle');
+    expect(bundle.metadata.namespace).toBeUndefined();
+    expect(bundle.spec.sources).toContainEqual({ secret: { name: cert.spec.secretName, key: 'ca.crt' } });
   });
 
   describe('monitoring', () => {
