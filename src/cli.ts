@@ -114,7 +114,10 @@ async function start(args: CommonArgs): Promise<void> {
   err(trustSteps({ proxyUrl: url, caFile: proxy.ca.certFile, bundleFile }));
   for (const domain of config.policy.catalogue.extraHosts) {
     const host = domain.replace(/^\*\./, 'x.');
-    if (!caPermits(proxy.ca.ca.certPem, host)) logger.warn({ event: 'ca-constraint' }, `The interception CA's name constraints do not cover extra host ${domain}; create a new CA (ca init --force) to intercept it`);
+    if (caPermits(proxy.ca.ca.certPem, host)) continue;
+    const warning = `The interception CA's name constraints do not cover extra host ${domain}: CONNECTs to it get 500 CaHostNotPermitted. Run \`mde-partner-proxy ca init --force\`, restart, and trust the new CA in clients.`;
+    logger.warn({ event: 'ca-constraint' }, warning);
+    err(`WARNING: ${warning}`);
   }
 
   // Reload: SIGHUP or a change of the config file. A bad config is refused; the last good one keeps serving.

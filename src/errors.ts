@@ -10,7 +10,9 @@ export const ERRORS = {
   ClientDenied: { status: 403, proxyStatus: 'http_request_denied' },
   DestinationDenied: { status: 403, proxyStatus: 'destination_ip_prohibited' },
   PartnerUserAgentRequired: { status: 403, proxyStatus: 'http_request_denied' },
+  MethodNotAllowed: { status: 405, proxyStatus: 'http_request_denied' },
   MisdirectedRequest: { status: 421, proxyStatus: 'http_request_denied' },
+  PlainHttpExpected: { status: 400, proxyStatus: 'http_protocol_error' },
   RequestHeaderFieldsTooLarge: { status: 431, proxyStatus: 'http_request_error' },
   RequestHeaderTimeout: { status: 408, proxyStatus: 'http_request_error' },
   UpstreamUnreachable: { status: 502, proxyStatus: 'destination_unavailable' },
@@ -21,6 +23,8 @@ export const ERRORS = {
   UpstreamTimeout: { status: 504, proxyStatus: 'http_response_timeout' },
   ServiceUnavailable: { status: 503, proxyStatus: 'proxy_internal_response' },
   InternalError: { status: 500, proxyStatus: 'proxy_internal_error' },
+  CaHostNotPermitted: { status: 500, proxyStatus: 'proxy_internal_error' },
+  HttpVersionNotSupported: { status: 505, proxyStatus: 'http_protocol_error' },
 } as const satisfies Record<string, { status: number; proxyStatus: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;
@@ -147,9 +151,9 @@ export function writeRawError(socket: Duplex, err: ProxyError): void {
 }
 
 const STATUS_TEXT: Readonly<Record<number, string>> = {
-  400: 'Bad Request', 403: 'Forbidden', 407: 'Proxy Authentication Required', 408: 'Request Timeout',
+  400: 'Bad Request', 403: 'Forbidden', 405: 'Method Not Allowed', 407: 'Proxy Authentication Required', 408: 'Request Timeout',
   421: 'Misdirected Request', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable',
-  504: 'Gateway Timeout',
+  504: 'Gateway Timeout', 505: 'HTTP Version Not Supported',
 };
 
 /** Answers a request head the HTTP parser could not read with 400, 408 or 431 JSON, then closes (RFC 9112 §2.2). */

@@ -43,9 +43,11 @@ const refuse = (reason: string, refusal: ProxyError, host?: string): TargetDecis
 function resolveTarget(rt: Runtime, ctx: RequestContext, req: IncomingMessage): TargetDecision {
   const url = req.url ?? '/';
   const raw = req.rawHeaders;
-  const fault = decideHead(raw, rt.config.limits.maxHeaderCount);
+  const fault = decideHead(raw, req.httpVersionMajor, rt.config.limits.maxHeaderCount);
   // The rest of a refused head's message is never read: close after the answer.
-  if (fault !== undefined) return refuse('too-many-header-fields', new ProxyError(fault.code, fault.message, { headers: { connection: 'close' } }));
+  if (fault !== undefined) {
+    return refuse(fault.reason, new ProxyError(fault.code, fault.message, { headers: { connection: 'close' }, ...(fault.field !== undefined ? { target: fault.field } : {}) }));
+  }
   if (ctx.origin === undefined) {
     const t = parseAbsoluteTarget(url);
     if (t === undefined) {

@@ -85,19 +85,45 @@ export function buildResponseHeaders(raw: readonly (Buffer | string)[]): string[
   return out;
 }
 
-/** Why a request head is refused before anything is forwarded: a stable error code and the caller's message. */
+/** Why a request head is refused before anything is forwarded: a stable error code, a fixed reason, the caller's message and the field at fault. */
 export interface HeadFault {
-  readonly code: 'RequestHeaderFieldsTooLarge';
+  readonly code: 'RequestHeaderFieldsTooLarge' | 'HttpVersionNotSupported' | 'BadRequest';
+  readonly reason: 'too-many-header-fields' | 'http-version' | 'underscore-field-name' | 'chunked-content-encoding';
   readonly message: string;
+  readonly field?: string;
 }
 
 /**
- * Refuses a head with more fields than maxFields. The server keeps one field past the limit, so a
- * list Node cut short is always over it: a cut head is refused, never forwarded without its tail.
+ * Names a server may read as another field once `_` becomes `-` (CGI, WSGI, PHP and some proxies
+ * do): framing, hop-by-hop and proxy-only fields, and the ones this proxy sets or protects.
  */
-export function decideHead(raw: readonly string[], maxFields: number): HeadFault | undefined {
+const UNDERSCORE_CONFUSABLE = new Set([...DROPPED_REQUEST, 'content-length', 'user-agent', 'authorization']);
+
+/**
+ * Refuses, before anything is forwarded: a head with more fields than maxFields (the server keeps
+ * one field past the limit, so a list Node cut short is always over it and never forwarded without
+ * its tail); an HTTP major version other than 1 (RFC 9110 §15.6.6: 505); a field name with `_`
+ * that reads as a framing, hop-by-hop or identity field with `-` (`Transfer_Encoding`); and
+ * `chunked` in Content-Encoding, a transfer coding where only content codings belong (RFC 9110
+ * §8.4.1), which an intermediary might take as framing.
+ */
+export function decideHead(raw: readonly string[], versionMajor: number, maxFields: number): HeadFault | undefined {
   if (raw.length / 2 > maxFields) {
-    return { code: 'RequestHeaderFieldsTooLarge', message: `The request has more than ${maxFields} header fields (limits.maxHeaderCount)` };
+    return { code: 'RequestHeaderFieldsTooLarge', reason: 'too-many-header-fields', message: `The request has more than ${maxFields} header fields (limits.maxHeaderCount)` };
+  }
+  if (versionMajor !== 1) {
+    return { code: 'HttpVersionNotSupported', reason: 'http-version', message: `HTTP/${versionMajor} on the request line: this proxy speaks HTTP/1.1 (and 1.0)` };
+  }
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.includes('_') && UNDERSCORE_CONFUSABLE.has(name.toLowerCase().replace(/_/g, '-'))) {
+      return { code: 'BadRequest', reason: 'underscore-field-name', field: name,
+        message: `The field name ${name} would read as ${name.replace(/_/g, '-')} to some servers; send it with '-' or not at all` };
+    }
+    if (name.length === 16 && name.toLowerCase() === 'content-encoding' && raw[i + 1]!.split(',').some((c) => c.trim().toLowerCase() === 'chunked')) {
+      return { code: 'BadRequest', reason: 'chunked-content-encoding', field: name,
+        message: 'chunked is a transfer coding, not a content coding (RFC 9110 §8.4.1): use Transfer-Encoding, or Content-Length' };
+    }
   }
   return undefined;
 }

@@ -9,6 +9,7 @@ import type { LeafIssuer } from './ca.js';
 import { applyServerLimits, applyServerTimeouts, serverOptions, type Limits, type Timeouts } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
 import type { RequestContext } from './forward.js';
+import { formatAuthority } from './target.js';
 
 /** The answer that opens a tunnel (RFC 9110 §9.3.6: any 2xx; no body). */
 export const CONNECT_ESTABLISHED = 'HTTP/1.1 200 Connection Established\r\n\r\n';
@@ -46,6 +47,30 @@ function withHead(socket: Duplex, head: Buffer): Duplex {
   return wrapped;
 }
 
+/** First byte of a TLS handshake record (RFC 8446 §5.1, ContentType handshake = 22). */
+const TLS_HANDSHAKE_RECORD = 0x16;
+/** A fatal handshake_failure alert record (RFC 8446 §6): level 2, description 40. */
+const TLS_HANDSHAKE_FAILURE_ALERT = Buffer.from([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28]);
+
+/** Resolves with the first chunk a socket sends, or undefined when it ends first; the socket is left paused. */
+function firstChunk(socket: Duplex): Promise<Buffer | undefined> {
+  return new Promise((resolve) => {
+    const onData = (chunk: Buffer): void => {
+      done();
+      socket.pause();
+      resolve(chunk);
+    };
+    const onEnd = (): void => {
+      done();
+      resolve(undefined);
+    };
+    const done = (): void => {
+      socket.off('data', onData).off('end', onEnd).off('close', onEnd);
+    };
+    socket.on('data', onData).once('end', onEnd).once('close', onEnd);
+  });
+}
+
 /** Creates the interceptor; onRequest is handleRequest bound to the live runtime. */
 export function createInterceptor(opts: {
   issuer: () => LeafIssuer;
@@ -75,14 +100,39 @@ export function createInterceptor(opts: {
     writeRawError(socket, new ProxyError('BadRequest', 'Protocol upgrades are not supported on Microsoft security APIs'));
   });
 
+  /**
+   * A plain-HTTP tunnel (CONNECT host:80): the same internal server reads the requests, without TLS.
+   * A TLS ClientHello as the first bytes is refused with a fatal TLS alert (RFC 8446 §6) and never
+   * forwarded: the client expected TLS where the destination speaks plain HTTP.
+   */
+  const servePlain = async (socket: Duplex, head: Buffer, ctx: RequestContext): Promise<InterceptStart> => {
+    if (socket.destroyed) return 'client-gone';
+    socket.write(CONNECT_ESTABLISHED);
+    const first = head.length > 0 ? head : await firstChunk(socket);
+    if (first === undefined) return 'client-gone';
+    if (first[0] === TLS_HANDSHAKE_RECORD) {
+      socket.end(TLS_HANDSHAKE_FAILURE_ALERT);
+      return new ProxyError('PlainHttpExpected', `a TLS handshake arrived on a plain-HTTP tunnel to ${formatAuthority(ctx.origin!)}`);
+    }
+    // The parser must see the bytes already read: hand it a stream that replays them first.
+    const stream = withHead(socket, first);
+    contexts.set(stream, ctx);
+    server.emit('connection', stream);
+    return 'established';
+  };
+
   return {
     async intercept(socket, head, ctx) {
       const host = ctx.origin.host;
+      if (ctx.origin.scheme === 'http') return servePlain(socket, head, ctx);
       let secureContext;
       try {
         secureContext = await opts.issuer().secureContextFor(host);
       } catch (err) {
-        const refusal = new ProxyError('InternalError', `cannot issue a certificate for ${host}: ${(err as Error).message}`);
+        // A host outside the CA's name constraints is a setup fault with a known fix, not an internal error.
+        const refusal = (err as { code?: string }).code === 'CaHostNotPermitted'
+          ? new ProxyError('CaHostNotPermitted', `The interception CA does not cover ${host} (its name constraints predate this host in extraHosts or clouds): run \`mde-partner-proxy ca init --force\`, restart, and trust the new CA in clients`)
+          : new ProxyError('InternalError', `cannot issue a certificate for ${host}: ${(err as Error).message}`);
         writeRawError(socket, refusal);
         return refusal;
       }

@@ -45,6 +45,8 @@ export interface ConnectDecision {
   readonly action: ConnectAction;
   readonly reason: string;
   readonly error?: ErrorCode;
+  /** For 'intercept': whether the tunnel carries TLS (terminated with a minted leaf) or plain HTTP. */
+  readonly scheme?: 'https' | 'http';
 }
 
 /** Whether a destination may be reached at all, before the kind of host is considered. */
@@ -105,13 +107,22 @@ export function decidePlain(policy: Policy, host: string, port: number): Destina
   return destination;
 }
 
-/** Decides what a CONNECT to host:port becomes: intercepted, tunnelled blind, or denied. */
+/** The port of plain http:// (RFC 9110 §4.2.1). */
+const PLAIN_HTTP_PORT = 80;
+
+/** Decides what a CONNECT to host:port becomes: intercepted (TLS or plain HTTP), tunnelled blind, or denied. */
 export function decideConnect(policy: Policy, host: string, port: number): ConnectDecision {
-  if (!policy.connectPorts.has(port)) return { action: 'deny', reason: 'port-not-allowed', error: 'DestinationDenied' };
+  const kind = hostKind(policy.catalogue, host);
+  const enforced = kind === 'api' || kind === 'graph';
+  // Clients that tunnel plain http:// requests (undici's EnvHttpProxyAgent, Node's NODE_USE_ENV_PROXY)
+  // send CONNECT host:80: for an enforced host that tunnel runs the HTTP layer without TLS, so port 80
+  // needs no connectPorts entry there.
+  const plainHttp = enforced && port === PLAIN_HTTP_PORT;
+  if (!plainHttp && !policy.connectPorts.has(port)) return { action: 'deny', reason: 'port-not-allowed', error: 'DestinationDenied' };
   const destination = decideDestination(policy, host, port);
   if (destination.action === 'deny') return { action: 'deny', reason: destination.reason, ...(destination.error !== undefined ? { error: destination.error } : {}) };
-  const kind = hostKind(policy.catalogue, host);
-  if (kind === 'api' || kind === 'graph') return { action: 'intercept', reason: 'catalogue-host' };
+  if (plainHttp) return { action: 'intercept', reason: 'plain-http-tunnel', scheme: 'http' };
+  if (enforced) return { action: 'intercept', reason: 'catalogue-host', scheme: 'https' };
   if (kind === 'token') return { action: 'tunnel', reason: 'token-endpoint' };
   if (policy.otherHosts === 'deny') return { action: 'deny', reason: 'other-host-denied', error: 'DestinationDenied' };
   return { action: 'tunnel', reason: 'other-host' };

@@ -216,6 +216,16 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     c.reverse.map((r) => ({ mode: 'reverse', origin: { scheme: 'https', host: r.upstream.host, port: r.upstream.port }, product: r.product }));
   let reverseCtx = reverseContexts(config);
   const reverse = config.reverse.map((route, i) => ({ route, server: makeServer((req, res) => handleRequest(runtime, reverseCtx[i]!, req, res)) }));
+  // A reverse route is an origin, not a proxy: CONNECT gets 405 (RFC 9110 §15.5.6 requires Allow).
+  for (const { server } of reverse) {
+    server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+      if (denied.has(socket)) return void socket.destroy();
+      socket.on('error', () => socket.destroy());
+      writeRawError(socket, new ProxyError('MethodNotAllowed', 'CONNECT is not served on a reverse route: send the request itself (GET /api/…)', {
+        headers: { Allow: 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS' },
+      }));
+    });
+  }
 
   const closeServers = (): Promise<void> =>
     Promise.all(servers.map((s) => new Promise<void>((resolve) => (s.listening ? s.close(() => resolve()) : resolve())))).then(() => undefined);

@@ -73,7 +73,7 @@ export function handleConnect(rt: Runtime, interceptor: Interceptor, req: Incomi
   });
 
   if (decision.action === 'intercept') {
-    void interceptor.intercept(socket, head, { mode: 'intercept', origin: { scheme: 'https', host, port }, product: id.product, client }).then((result) => {
+    void interceptor.intercept(socket, head, { mode: 'intercept', origin: { scheme: decision.scheme ?? 'https', host, port }, product: id.product, client }).then((result) => {
       if (result === 'established') established = true;
       else if (result instanceof ProxyError) failure = result.code;
     });

@@ -6,7 +6,10 @@
 export type UsageAction = 'compliant' | 'rewritten' | 'rejected' | 'audited';
 export const USAGE_ACTIONS: readonly UsageAction[] = ['compliant', 'rewritten', 'rejected', 'audited'];
 
-/** The keys `/usage?by=` accepts; `day` and `hour` are UTC buckets written as ISO 8601 strings. */
+/**
+ * The keys `/usage?by=` accepts. `day` and `hour` are UTC buckets written as ISO 8601 strings:
+ * a day as `2026-12-02`, an hour as `2026-12-02T13:00:00Z` (also RFC 3339; see isoDay, isoHour).
+ */
 export type UsageBy = 'product' | 'tenant' | 'app' | 'api' | 'action' | 'day' | 'hour' | 'client';
 export const USAGE_BY: readonly UsageBy[] = ['product', 'tenant', 'app', 'api', 'action', 'day', 'hour', 'client'];
 
@@ -133,13 +136,71 @@ export interface UsageStore {
   open(): Promise<void>;
   /** Adds one batch in one transaction (all of it or none of it). */
   write(batch: UsageBatch): Promise<void>;
-  /** Counts grouped by `by` over the range (hour table when `by` has 'hour' or the range is not whole days). */
+  /**
+   * Counts grouped by `by` over the range. Whole UTC days without 'hour' in `by` read the day table;
+   * 'hour' in `by` reads the hour table; any other range reads the hour table from the hour-retention
+   * horizon on and, before it, the whole days that overlap the range (only whole days are kept there).
+   */
   usage(query: UsageQuery): Promise<Page<UsageRow>>;
-  /** Peaks per tenant/app/group over the range. */
+  /** Peaks per tenant/app/group over the hours that overlap the range, worst utilisation first. */
   limits(range: TimeRange & { readonly limit: number }): Promise<Page<LimitRow>>;
-  /** Non-compliant callers over the range, per product, most calls first (top 50 per product, the rest as family '(other)'). */
+  /**
+   * Non-compliant callers over the UTC days that overlap the range, per product, most calls first
+   * (top 50 per product, the rest summed as family '(other)', client ''). Callers are kept per day.
+   */
   callers(range: TimeRange & { readonly limit: number }): Promise<Page<CallerRow>>;
-  /** Deletes hour rows older than retention.hours days and day rows older than retention.days days, relative to now. */
+  /**
+   * Deletes hour rows (counts, limit peaks) older than retention.hours days and day rows (counts,
+   * callers) older than retention.days days, relative to now; cut-offs are rounded down to a UTC day.
+   */
   prune(now: number, retention: Retention): Promise<void>;
   close(): Promise<void>;
+}
+
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 86_400_000;
+/** Non-compliant callers kept per product (per UTC day in the store, over the range in an answer). */
+export const CALLERS_PER_PRODUCT = 50;
+/** The family of the row that sums the callers past CALLERS_PER_PRODUCT (its client is ''). */
+export const OTHER_CALLERS = '(other)';
+
+/** The UTC day of an instant as ISO 8601, `2026-12-02`. */
+export function isoDay(ms: number): string {
+  return new Date(ms - (ms % DAY_MS)).toISOString().slice(0, 10);
+}
+
+/** The UTC hour of an instant as ISO 8601 / RFC 3339, `2026-12-02T13:00:00Z`. */
+export function isoHour(ms: number): string {
+  return `${new Date(ms - (ms % HOUR_MS)).toISOString().slice(0, 13)}:00:00Z`;
+}
+
+/**
+ * Why a store operation could not be done. Stable words for logs and metrics; a backend maps its
+ * driver's errors onto them. `StoreCorrupt` is reported when a file turns out corrupt while open;
+ * the SQLite backend then moves it aside at its next open.
+ */
+export type UsageStoreErrorCode =
+  | 'StoreUnavailable' // PostgreSQL unreachable or refusing connections
+  | 'StoreReadOnly' // the file or its directory is not writable
+  | 'StoreFull' // the disk (or SQLite's page limit) is full
+  | 'StoreLocked' // another connection held a lock past the busy timeout
+  | 'StoreCorrupt' // the file is not a usable database
+  | 'StoreSchemaTooNew' // the database was migrated by a newer version of the proxy
+  | 'StoreClosed' // close() was called
+  | 'StoreFailed'; // anything else
+
+/** The one error a store's promises reject with. The driver's error is its `cause`. */
+export class UsageStoreError extends Error {
+  readonly code: UsageStoreErrorCode;
+
+  constructor(code: UsageStoreErrorCode, message: string, opts: { cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'UsageStoreError';
+    this.code = code;
+  }
+}
+
+/** Where a backend reports what it did on its own (a corrupt file moved aside); pino's logger fits. */
+export interface StoreLog {
+  warn(fields: Record<string, unknown>, message: string): void;
 }

@@ -1,5 +1,5 @@
 // Header surgery on flat rawHeaders arrays.
-import { buildRequestHeaders, buildResponseHeaders, countHeader, getHeader } from '../../src/headers.js';
+import { buildRequestHeaders, buildResponseHeaders, countHeader, decideHead, getHeader } from '../../src/headers.js';
 
 describe('buildRequestHeaders', () => {
   it.each([
@@ -36,5 +36,25 @@ describe('getHeader / countHeader', () => {
   ])('%s', (name, first, count) => {
     expect(getHeader(raw, name)).toBe(first);
     expect(countHeader(raw, name)).toBe(count);
+  });
+});
+
+describe('decideHead', () => {
+  const fields = (n: number): string[] => Array.from({ length: n }, (_, i) => [`x-${i}`, 'v']).flat();
+  it.each([
+    ['a head at the field limit', fields(10), 1, undefined],
+    ['one field past the limit', fields(11), 1, 'too-many-header-fields'],
+    ['HTTP/2 on the request line', fields(1), 2, 'http-version'],
+    ['HTTP/0 on the request line', fields(1), 0, 'http-version'],
+    ['Transfer_Encoding', ['Transfer_Encoding', 'chunked'], 1, 'underscore-field-name'],
+    ['content_length in any case', ['CONTENT_length', '5'], 1, 'underscore-field-name'],
+    ['Proxy_Authorization', ['Proxy_Authorization', 'Basic eA=='], 1, 'underscore-field-name'],
+    ['User_Agent', ['User_Agent', 'x'], 1, 'underscore-field-name'],
+    ['an unrelated underscored name', ['X_Request_Id', '1'], 1, undefined],
+    ['Content-Encoding: chunked', ['Content-Encoding', 'chunked'], 1, 'chunked-content-encoding'],
+    ['chunked among content codings', ['content-encoding', 'gzip , Chunked'], 1, 'chunked-content-encoding'],
+    ['Content-Encoding: gzip', ['Content-Encoding', 'gzip'], 1, undefined],
+  ] as const)('%s → %s', (_name, raw, major, reason) => {
+    expect(decideHead(raw, major, 10)?.reason).toBe(reason);
   });
 });

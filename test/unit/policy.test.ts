@@ -25,7 +25,13 @@ describe('decideConnect', () => {
     ['login.microsoftonline.com', 443, { otherHosts: 'deny' }, 'tunnel', 'token-endpoint'],
     ['www.example.org', 443, {}, 'tunnel', 'other-host'],
     ['www.example.org', 443, { otherHosts: 'deny' }, 'deny', 'other-host-denied'],
-    ['api.security.microsoft.com', 80, {}, 'deny', 'port-not-allowed'],
+    ['api.security.microsoft.com', 80, {}, 'intercept', 'plain-http-tunnel'],
+    ['x.partner.test', 80, {}, 'intercept', 'plain-http-tunnel'],
+    ['graph.microsoft.com', 80, {}, 'intercept', 'plain-http-tunnel'],
+    ['api.security.microsoft.com', 8443, {}, 'deny', 'port-not-allowed'],
+    ['login.microsoftonline.com', 80, {}, 'deny', 'port-not-allowed'],
+    ['www.example.org', 80, {}, 'deny', 'port-not-allowed'],
+    ['www.example.org', 80, { connectPorts: new Set([443, 80]) }, 'tunnel', 'other-host'],
     ['127.0.0.1', 443, {}, 'deny', 'loopback-destination'],
     ['127.1', 443, {}, 'deny', 'loopback-destination'],
     ['10.0.0.1', 443, {}, 'deny', 'private-destination'],
@@ -34,6 +40,13 @@ describe('decideConnect', () => {
     ['169.254.169.254', 443, {}, 'deny', 'link-local-destination'],
   ] as const)('CONNECT %s:%d with %j → %s (%s)', (host, port, over, action, reason) => {
     expect(decideConnect(policy(over as Partial<Policy>), host, port)).toMatchObject({ action, reason });
+  });
+
+  it.each([
+    ['api.security.microsoft.com', 443, 'https'],
+    ['api.security.microsoft.com', 80, 'http'],
+  ] as const)('an intercepted CONNECT %s:%d carries %s', (host, port, scheme) => {
+    expect(decideConnect(policy(), host, port).scheme).toBe(scheme);
   });
 });
 
