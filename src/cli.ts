@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { Registry } from 'prom-client';
 import { stringify } from 'yaml';
 import { createAdminServer } from './admin.js';
+import { boundUrl, exposureWarning } from './banner.js';
 import { caPermits, loadOrCreateCa } from './ca.js';
 import { API_LABELS, apiLabel, hostKind, nameConstraintDomains } from './catalogue.js';
 import { envLines, proxyUrl, trustSteps, writeTrustBundle } from './client-setup.js';
@@ -104,7 +105,14 @@ async function start(args: CommonArgs): Promise<void> {
     admin: adminAddress ? formatAuthority({ host: adminAddress.address, port: adminAddress.port }) : 'off',
     reverse: addresses.reverse.map((a) => formatAuthority({ host: a.address, port: a.port })), ca: proxy.ca.certFile, caCreated: proxy.ca.created,
     products: config.policy.products.map((p) => p.userAgent), mode: config.policy.mode, config: config.source }, 'mde-partner-proxy ready');
-  err(`mde-partner-proxy ${VERSION} listening on ${url} (mode ${config.policy.mode}, ${config.policy.products.length} product(s))`);
+  // The address the socket really binds (0.0.0.0 stays 0.0.0.0); the trust steps below use a URL clients on this host can open.
+  const bound = { what: 'proxy', host: addresses.proxy.address, port: addresses.proxy.port };
+  err(`mde-partner-proxy ${VERSION} listening on ${boundUrl(bound)} (mode ${config.policy.mode}, ${config.policy.products.length} product(s))`);
+  const exposed = exposureWarning([bound, ...addresses.reverse.map((a) => ({ what: 'reverse route', host: a.address, port: a.port }))], config.allowedClients);
+  if (exposed !== undefined) {
+    logger.warn({ event: 'listener-exposure' }, exposed);
+    err(`WARNING: ${exposed}`);
+  }
   if (proxy.ca.created) err('Created a new interception CA.');
   if (proxy.ca.setAside !== undefined) {
     const warning = `Found ${proxy.ca.keyFile} without its certificate (an interrupted first start); moved it to ${proxy.ca.setAside} and created a new CA: clients must trust the new ca.pem`;

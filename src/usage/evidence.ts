@@ -6,6 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import type { Catalogue } from '../catalogue.js';
 import type { AdminRoute, RouteResponse } from '../admin.js';
 import type { Config } from '../config.js';
+import { MAX_RANGE_DAYS, parseIsoTime, type UsageSource } from './endpoints.js';
 import { renderHtml } from './html.js';
 import { buildReport, reportCsv, reportJson, type CaFacts, type ReportFacts, type ReportModel, type ReportRows, type ReportSource } from './report.js';
 import type { TimeRange, UsageStore } from './store.js';
@@ -15,8 +16,6 @@ export const REPORT_FORMATS: readonly ReportFormat[] = ['html', 'json', 'csv'];
 
 /** The default period: the last 30 days. */
 export const DEFAULT_DAYS = 30;
-/** The longest period a report covers (the day table's default retention is 400 days). */
-export const MAX_DAYS = 800;
 /** Rows read per list from a store; a list cut there is named on the page. */
 export const ROW_LIMIT = 20_000;
 const DAY_MS = 86_400_000;
@@ -67,24 +66,19 @@ export function staticFacts(config: Config, caPem: string | undefined, version: 
   };
 }
 
-/**
- * One end of the period: an ISO 8601 date (00:00 UTC) or date-time; a date-time without an offset
- * is UTC, so a report means the same period wherever it is run.
- */
+/** One end of the period: an ISO 8601 date (00:00 UTC) or a date-time with Z or an offset, as /usage reads it. */
 export function parseInstant(value: string, field: string): number {
-  const v = value.trim();
-  const m = /^(\d{4}-\d{2}-\d{2})(?:[T ](\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)(Z|[+-]\d{2}:?\d{2})?)?$/i.exec(v);
-  const t = m === null ? Number.NaN : Date.parse(m[2] === undefined ? `${m[1]}T00:00:00Z` : `${m[1]}T${m[2]}${m[3] ?? 'Z'}`);
-  if (Number.isNaN(t)) throw new ReportInputError(field, `must be an ISO 8601 date or date-time (2026-11-01 or 2026-11-01T00:00:00Z), got ${JSON.stringify(value.slice(0, 64))}`);
+  const t = parseIsoTime(value.trim());
+  if (t === undefined) throw new ReportInputError(field, `must be an ISO 8601 date (2026-11-01) or date-time with a zone (2026-11-01T00:00:00Z), got ${JSON.stringify(value.slice(0, 64))}`);
   return t;
 }
 
-/** The period [from, to) from optional ends; default: the last 30 days up to now. */
+/** The period [from, to) from optional ends; default: the last 30 days up to now (as /usage). */
 export function parseRange(from: string | undefined, to: string | undefined, now: number): TimeRange {
   const end = to === undefined || to === '' ? now : parseInstant(to, 'to');
   const start = from === undefined || from === '' ? end - DEFAULT_DAYS * DAY_MS : parseInstant(from, 'from');
   if (!(start < end)) throw new ReportInputError('from', 'must be before to');
-  if (end - start > MAX_DAYS * DAY_MS) throw new ReportInputError('from', `the period is longer than ${MAX_DAYS} days`);
+  if (end - start > MAX_RANGE_DAYS * DAY_MS) throw new ReportInputError('from', `the period is longer than ${MAX_RANGE_DAYS} days`);
   return { from: start, to: end };
 }
 
@@ -139,8 +133,8 @@ export function renderReport(model: ReportModel, format: ReportFormat): Rendered
 
 
 export interface ReportRouteOptions {
-  /** The store the recorder writes; undefined when `usage.store` is none. */
-  readonly store: () => UsageStore | undefined;
+  /** The recorder: its store when open, and the store's state ('none' when usage.store is none). */
+  readonly source: UsageSource;
   /** The current static facts (they follow a config reload). */
   readonly facts: () => StaticFacts;
   readonly now?: () => number;
@@ -172,10 +166,11 @@ export function createReportRoute(opts: ReportRouteOptions): AdminRoute {
       if (e instanceof ReportInputError) return { status: 400, type: 'application/json; charset=utf-8', body: errorBody('BadRequest', e.message, e.field) };
       throw e;
     }
-    const store = opts.store();
+    const store = opts.source.store;
     if (store === undefined) {
-      return { status: 503, type: 'application/json; charset=utf-8',
-        body: errorBody('UsageStoreUnavailable', 'The usage store is off (usage.store: none) or not open yet, so there is no report; see /healthz and the proxy log.') };
+      return opts.source.state === 'none'
+        ? { status: 503, type: 'application/json; charset=utf-8', body: errorBody('UsageStoreOff', 'The usage store is turned off (usage.store: none); run `mde-partner-proxy report --prometheus URL` for figures from Prometheus.') }
+        : { status: 503, type: 'application/json; charset=utf-8', body: errorBody('UsageStoreUnavailable', 'The usage store is not available now; the proxy keeps counting and retries. See the proxy log.') };
     }
     let rows: ReportRows;
     try {

@@ -68,9 +68,12 @@ caption{text-align:left;padding:6px 8px;font-weight:600;caption-side:top}
 th,td{padding:6px 8px;border-bottom:1px solid ${PALETTE.rule};text-align:left;vertical-align:top;white-space:nowrap}
 td.num,th.num{text-align:right}
 td.wrap{white-space:normal;overflow-wrap:anywhere;min-width:12ch}
+td.id{white-space:normal;overflow-wrap:anywhere;min-width:19ch;max-width:38ch;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.85rem}
+td.peak{white-space:normal;min-width:14ch}
 thead th{background:${PALETTE.panel};position:sticky;top:0}
 tfoot td{font-weight:600}
 .flag{font-weight:600;color:${PALETTE.warn}}
+.name{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;font-size:1rem}
 .note{background:${PALETTE.panel};padding:8px 12px;border-left:4px solid ${PALETTE.warn}}
 ul.hosts{columns:2 22ch;padding-left:20px;margin:4px 0}
 footer{padding-bottom:32px;font-size:.9rem;color:${PALETTE.muted}}
@@ -260,17 +263,17 @@ ${countTable(`Calls by day, ${p.id}`, 'Day', 'day', days, sum(days))}
 
 function tenantSection(model: ReportModel): string {
   const rows = model.tenants.flatMap((t) => {
-    const app = t.appName === '' ? e(t.app) : `${e(t.appName)}<br><span class="muted">${e(t.app)}</span>`;
-    const head = `<td>${e(t.product)}</td><td class="wrap">${e(t.tenant)}</td><td class="wrap">${app}</td><td class="num" data-field="calls" data-value="${t.calls}">${n(t.calls)}</td><td class="num" data-field="throttled" data-value="${t.throttled}">${n(t.throttled)}</td>`;
+    const app = t.appName === '' ? e(t.app) : `<span class="name">${e(t.appName)}</span><br><span class="muted">${e(t.app)}</span>`;
+    const head = `<td>${e(t.product)}</td><td class="id">${e(t.tenant)}</td><td class="id">${app}</td><td class="num" data-field="calls" data-value="${t.calls}">${n(t.calls)}</td><td class="num" data-field="throttled" data-value="${t.throttled}">${n(t.throttled)}</td>`;
     const attrs = `data-tenant="${e(t.tenant)}" data-app="${e(t.app)}" data-product="${e(t.product)}"`;
     if (t.limits.length === 0) return [`<tr ${attrs}>${head}<td colspan="3" class="muted">no peaks recorded</td></tr>`];
     return t.limits.map((l) => {
       const use = (w: { peak: number; limit: number }): string => {
         const ratio = w.limit > 0 ? w.peak / w.limit : 0;
-        const flag = ratio >= 1 ? ' <span class="flag">at or over the limit</span>' : ratio >= 0.8 ? ' <span class="flag">near the limit</span>' : '';
+        const flag = ratio >= 1 ? '<br><span class="flag">at or over the limit</span>' : ratio >= 0.8 ? '<br><span class="flag">near the limit</span>' : '';
         return `${n(w.peak)} of ${n(w.limit)} (${pct(ratio)})${flag}`;
       };
-      return `<tr ${attrs} data-group="${e(l.group)}">${head}<td>${e(l.group)}</td><td data-field="perMinute" data-value="${l.perMinute.peak}">${use(l.perMinute)}</td><td data-field="perHour" data-value="${l.perHour.peak}">${use(l.perHour)}</td></tr>`;
+      return `<tr ${attrs} data-group="${e(l.group)}">${head}<td>${e(l.group)}</td><td class="peak" data-field="perMinute" data-value="${l.perMinute.peak}">${use(l.perMinute)}</td><td class="peak" data-field="perHour" data-value="${l.perHour.peak}">${use(l.perHour)}</td></tr>`;
     });
   });
   const empty = `<tr><td colspan="8" class="muted">No calls in this period.</td></tr>`;

@@ -2,12 +2,13 @@
 // config (or --store), or for a whole fleet from Prometheus (--prometheus). cli.ts parses argv and
 // exits; this file gathers the rows and facts, renders, and writes the file or stdout.
 
-import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config.js';
 import { parseFormat, parseRange, renderReport, reportModel, ReportInputError, rowsFromStore, staticFacts, type RenderedReport } from './evidence.js';
 import { displayUrl, rowsFromPrometheus } from './prometheus.js';
 import type { UsageStore } from './store.js';
+import { describeStore, parseStoreSpec, type StoreSpec } from './usage-config.js';
 
 export interface ReportCommandArgs {
   from?: string;
@@ -23,8 +24,33 @@ export interface ReportIo {
   err(text: string): void;
 }
 
-/** Opens the store a spec names (the config's usage.store, or --store). */
-export type StoreOpener = (spec: string | undefined, config: Config) => Promise<UsageStore | undefined>;
+/**
+ * Opens the store --store names, else the config's usage.store; undefined when that is none. A
+ * SQLite file that does not exist is an error: the report never creates an empty store.
+ */
+export async function openReportStore(option: string | undefined, config: Config): Promise<UsageStore | undefined> {
+  let spec: StoreSpec = config.usage.store;
+  if (option !== undefined) {
+    const parsed = parseStoreSpec(option, config.stateDir, process.cwd(), '--store');
+    if ('error' in parsed) throw new ReportInputError('--store', parsed.error);
+    spec = parsed;
+  }
+  if (spec.kind === 'none') return undefined;
+  if (spec.kind === 'sqlite' && !existsSync(spec.file)) {
+    throw new Error(`no usage store at ${spec.file}: has a proxy with this stateDir (or usage.store) run yet? Give --store FILE|URL or --prometheus URL`);
+  }
+  // Each backend is loaded only when used, as the proxy does.
+  const store = spec.kind === 'sqlite'
+    ? (await import('./sqlite.js')).createSqliteStore({ path: spec.file })
+    : (await import('./postgres.js')).createPostgresStore({ url: spec.url });
+  try {
+    await store.open();
+  } catch (e) {
+    await store.close().catch(() => undefined);
+    throw new Error(`cannot open the usage store ${describeStore(spec)}: ${(e as Error).message.split('\n', 1)[0]}`, { cause: e });
+  }
+  return store;
+}
 
 /** The interception CA's certificate text, if it exists; the report never creates one. */
 function readCaPem(config: Config): string | undefined {
@@ -48,7 +74,7 @@ function writeAtomically(file: string, body: string): void {
 }
 
 /** Renders the report the arguments ask for; resolves to the process exit code. */
-export async function runReport(config: Config, version: string, args: ReportCommandArgs, io: ReportIo, openStore?: StoreOpener): Promise<number> {
+export async function runReport(config: Config, version: string, args: ReportCommandArgs, io: ReportIo): Promise<number> {
   const now = Date.now();
   let rendered: RenderedReport;
   let headline: string;
@@ -62,7 +88,7 @@ export async function runReport(config: Config, version: string, args: ReportCom
       rendered = renderReport(model, format);
       headline = model.products.map((p) => p.headline).join(' ');
     } else {
-      const store = openStore === undefined ? undefined : await openStore(args.store, config);
+      const store = await openReportStore(args.store, config);
       if (store === undefined) {
         io.err('mde-partner-proxy: report: no usage store to read (usage.store is none); give --store FILE|URL or --prometheus URL');
         return 2;

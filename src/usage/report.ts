@@ -7,6 +7,7 @@
 // that arrived compliant plus the ones the proxy rewrote. Audited calls left unchanged without it,
 // so they count against the share. The share is floored to two decimals: "100.00%" means every one.
 
+import { csvField } from './endpoints.js';
 import type { CallerRow, LimitGroup, LimitRow, TimeRange, UsageRow } from './store.js';
 
 /** The counters every row of the report carries, as in `/usage`. */
@@ -329,17 +330,6 @@ export function buildReport(facts: ReportFacts, rows: ReportRows): ReportModel {
 /** The model as JSON text (what `--format json` writes and `/report?format=json` answers). */
 export function reportJson(model: ReportModel): string {
   return `${JSON.stringify(model, null, 2)}\n`;
-}
-
-/**
- * One CSV field (RFC 4180): quoted when it holds a comma, quote or line break. A text field that a
- * spreadsheet would run as a formula (leading = + - @, tab, CR) gets a leading apostrophe: tenant
- * ids, app names and User-Agent families come from callers.
- */
-export function csvField(value: string | number): string {
-  if (typeof value === 'number') return String(value);
-  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
-  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
 }
 
 const COUNT_HEADER = ['calls', 'compliant', 'rewritten', 'rejected', 'audited', 'throttled', 'errors'] as const;

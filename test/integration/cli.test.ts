@@ -77,6 +77,8 @@ async function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): P
   const ready = await until(() => (exited ? null : logLines(out).find((l) => l['event'] === 'ready')), describe);
   if (ready === null) throw new Error(describe());
   const url = await until(() => /listening on (http:\/\/\S+)/.exec(err)?.[1], describe);
+  // The trust steps are a later write than the "listening on" line; under load they arrive in a later chunk.
+  await until(() => (err.includes('update-ca-certificates') ? true : undefined), describe);
   return {
     child, exit,
     stdout: () => out,

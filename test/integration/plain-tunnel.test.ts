@@ -76,6 +76,23 @@ describe('plain HTTP inside a CONNECT tunnel', () => {
     for (const r of got) expect(headerValues(r.rawHeaders, 'user-agent')).toEqual([PARTNER_UA]);
   });
 
+  it('answers two pipelined requests in one plain tunnel in order (RFC 9112 §9.3.2)', async () => {
+    const { socket, head } = await openTunnel(proxy.port, `CONNECT ${PLAIN_HOST}:80 HTTP/1.1\r\nHost: ${PLAIN_HOST}:80\r\n\r\n`);
+    expect(statusOf(head)).toBe(200);
+    const seen = plainOrigin.received.length;
+    try {
+      const res = await requestOver(socket,
+        `GET /api/machines HTTP/1.1\r\nHost: ${PLAIN_HOST}\r\nUser-Agent: curl/8\r\n\r\n` +
+        `GET /api/alerts HTTP/1.1\r\nHost: ${PLAIN_HOST}\r\nConnection: close\r\n\r\n`);
+      expect(res.match(/HTTP\/1\.1 \d{3} /g)).toEqual(['HTTP/1.1 200 ', 'HTTP/1.1 200 ']);
+    } finally {
+      socket.destroy();
+    }
+    const got = plainOrigin.received.slice(seen);
+    expect(got.map((r) => r.url)).toEqual(['/api/machines', '/api/alerts']);
+    for (const r of got) expect(headerValues(r.rawHeaders, 'user-agent')).toEqual([PARTNER_UA]);
+  });
+
   it('answers 421 when the inner Host names another authority than the CONNECT', async () => {
     const { socket, head } = await openTunnel(proxy.port, `CONNECT ${PLAIN_HOST}:80 HTTP/1.1\r\nHost: ${PLAIN_HOST}:80\r\n\r\n`);
     expect(statusOf(head)).toBe(200);

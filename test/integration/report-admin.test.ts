@@ -9,9 +9,9 @@ import { createReportRoute, staticFacts } from '../../src/usage/evidence.js';
 const config = buildConfig({ version: 1, products: [{ id: 'cognito', company: 'Contoso', product: 'ContosoCognito', version: '1.0.0' }] }, { source: 'test', baseDir: process.cwd() });
 const servers: AdminServer[] = [];
 
-async function admin(withReport: boolean): Promise<string> {
+async function admin(withReport: boolean, state = 'opening'): Promise<string> {
   const server = createAdminServer({ registry: new Registry(),
-    ...(withReport ? { routes: new Map([['/report', createReportRoute({ store: () => undefined, facts: () => staticFacts(config, undefined, '0.0.0-test') })]]) } : {}) });
+    ...(withReport ? { routes: new Map([['/report', createReportRoute({ source: { store: undefined, state }, facts: () => staticFacts(config, undefined, '0.0.0-test') })]]) } : {}) });
   servers.push(server);
   const { port } = await server.listen(0, '127.0.0.1');
   return `http://127.0.0.1:${port}`;
@@ -22,15 +22,16 @@ afterAll(async () => {
 });
 
 it.each([
-  ['?from=yesterday', 400, 'BadRequest', 'from'],
-  ['?from=2026-12-01&to=2026-11-01', 400, 'BadRequest', 'from'],
-  ['?format=pdf', 400, 'BadRequest', 'format'],
-  ['?format=json&format=csv', 400, 'BadRequest', 'format'],
-  ['?colour=blue', 400, 'BadRequest', 'colour'],
-  ['', 503, 'UsageStoreUnavailable', undefined],
-  ['?format=json', 503, 'UsageStoreUnavailable', undefined],
-])('GET /report%s answers %i %s', async (query, status, code, target) => {
-  const base = await admin(true);
+  ['?from=yesterday', 'ok', 400, 'BadRequest', 'from'],
+  ['?from=2026-12-01&to=2026-11-01', 'ok', 400, 'BadRequest', 'from'],
+  ['?format=pdf', 'ok', 400, 'BadRequest', 'format'],
+  ['?format=json&format=csv', 'ok', 400, 'BadRequest', 'format'],
+  ['?colour=blue', 'ok', 400, 'BadRequest', 'colour'],
+  ['', 'opening', 503, 'UsageStoreUnavailable', undefined],
+  ['?format=json', 'failing', 503, 'UsageStoreUnavailable', undefined],
+  ['', 'none', 503, 'UsageStoreOff', undefined],
+])('GET /report%s with the store %s answers %i %s', async (query, state, status, code, target) => {
+  const base = await admin(true, state);
   const res = await request(`${base}/report${query}`);
   const body = JSON.parse(await res.body.text()) as { error: { code: string; message: string; target?: string } };
   expect(res.statusCode).toBe(status);

@@ -10,14 +10,12 @@ const NOW = Date.UTC(2026, 11, 2, 13, 30);
 describe('the period', () => {
   it.each([
     ['2026-11-01', Date.UTC(2026, 10, 1)],
-    ['2026-11-01T06:30', Date.UTC(2026, 10, 1, 6, 30)], // no offset: UTC
     ['2026-11-01T06:30:15Z', Date.UTC(2026, 10, 1, 6, 30, 15)],
     ['2026-11-01T06:30:15.250Z', Date.UTC(2026, 10, 1, 6, 30, 15, 250)],
     ['2026-11-01T06:30:00+01:00', Date.UTC(2026, 10, 1, 5, 30)],
-    ['2026-11-01 06:30', Date.UTC(2026, 10, 1, 6, 30)],
   ])('parseInstant(%p)', (text, ms) => expect(parseInstant(text, 'from')).toBe(ms));
 
-  it.each(['yesterday', '2026-13-01', '2026-11-01T25:00', '1700000000', '', '2026-11-01T06:30:00+0x:00'])('parseInstant(%p) names the field', (text) => {
+  it.each(['yesterday', '2026-13-01', '2026-11-01T25:00Z', '2026-11-01T06:30', '1700000000', '', '2026-11-01T06:30:00+0x:00'])('parseInstant(%p) names the field', (text) => {
     expect(() => parseInstant(text, 'from')).toThrow(ReportInputError);
     expect(() => parseInstant(text, 'from')).toThrow(/^from: must be an ISO 8601 date/);
   });

@@ -68,7 +68,7 @@ it('puts the figures in data- attributes and the headline first', () => {
   expect(html.indexOf('data-role="headline"')).toBeLessThan(html.indexOf('<figure'));
   expect(html).toContain('8 calls to Microsoft security APIs, 87.50% carried MdePartner-Contoso-ContosoCognito.');
   expect(html).toMatch(/<tr data-day="2026-11-01"><th scope="row">2026-11-01<\/th><td class="num" data-field="calls" data-value="0">/);
-  expect(html).toContain('90 of 100 (90.0%) <span class="flag">near the limit</span>');
+  expect(html).toContain('90 of 100 (90.0%)<br><span class="flag">near the limit</span>');
 });
 
 it('says so when the source cannot name the non-compliant callers', () => {
