@@ -179,7 +179,12 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     res.once('close', () => {
       inFlight.delete(res);
       open.delete(res);
-      if (open.size === 0 && refusing.has(socket)) (socket as Socket).destroySoon();
+      // A plain tunnel's stream is a Duplex without destroySoon: end it, as Node itself does.
+      if (open.size === 0 && refusing.has(socket)) {
+        const s = socket as Duplex & { destroySoon?: () => void };
+        if (typeof s.destroySoon === 'function') s.destroySoon();
+        else s.end();
+      }
       if (draining) setImmediate(closeIdle);
     });
   };
