@@ -112,3 +112,17 @@ export function writeConfig(file: string, opts: { originPort: number; msRootFile
   ].join('\n'));
   return file;
 }
+
+/** Runs task(i) for i in [0, n) with at most `concurrency` at once; resolves with every result. */
+export async function runBounded<T>(n: number, concurrency: number, task: (i: number) => Promise<T>): Promise<T[]> {
+  const results: T[] = new Array<T>(n);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++;
+      results[i] = await task(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
+  return results;
+}

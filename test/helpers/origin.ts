@@ -1,5 +1,6 @@
 // An echo origin: answers every request with what it received (method, target, raw headers,
 // body, the TLS server name), so tests assert what reached "Microsoft", not what the proxy says.
+import { createHash } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -45,8 +46,24 @@ function streamBytes(res: ServerResponse, n: number): void {
   pump();
 }
 
+/** Consumes a body of any size without holding it and answers its length and SHA-256 (POST /sink). */
+function sink(req: IncomingMessage, res: ServerResponse): void {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  req.on('data', (c: Buffer) => {
+    bytes += c.length;
+    hash.update(c);
+  });
+  req.on('end', () => {
+    const body = JSON.stringify({ bytes, sha256: hash.digest('hex') });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+}
+
 function handler(received: Received[], timers: Set<NodeJS.Timeout>) {
   return (req: IncomingMessage, res: ServerResponse): void => {
+    if (req.url?.startsWith('/sink')) return sink(req, res);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {

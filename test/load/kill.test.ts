@@ -35,16 +35,16 @@ function caInitKilledAfter(stateDir: string, delayMs: number): Promise<void> {
   });
 }
 
-it('starts after first starts SIGKILLed at 12 moments spread over the second half of CA creation', async () => {
+it('starts after first starts SIGKILLed at 8 moments spread over the second half of CA creation', async () => {
   // Calibrate: how long one complete `ca init` takes here, then kill at fractions of it.
   const t0 = Date.now();
   await caInitKilledAfter(mkdtempSync(join(tmpdir(), 'mpp-kill-cal-')), 60_000);
   const full = Date.now() - t0;
   let killedMidway = 0;
   // Node's start-up and key generation take the first half; the files are written at the end.
-  for (let i = 0; i < 12; i++) {
+  for (let i = 0; i < 8; i++) {
     const stateDir = join(mkdtempSync(join(tmpdir(), 'mpp-kill-ca-')), 'state');
-    await caInitKilledAfter(stateDir, Math.floor(full * (0.5 + (0.5 * (i + 1)) / 12)));
+    await caInitKilledAfter(stateDir, Math.floor(full * (0.5 + (0.5 * (i + 1)) / 8)));
     const left = existsSync(stateDir) ? readdirSync(stateDir) : [];
     if (left.length > 0 && !(left.includes('ca.pem') && left.includes('ca-key.pem') && left.length === 2)) killedMidway++;
     const dir = mkdtempSync(join(tmpdir(), 'mpp-kill-cfg-'));
@@ -58,7 +58,7 @@ it('starts after first starts SIGKILLed at 12 moments spread over the second hal
       await p.exit;
     }
   }
-  process.stdout.write(`ca init takes ${full} ms; ${killedMidway} of 12 kills left a partial state directory\n`);
+  process.stdout.write(`ca init takes ${full} ms; ${killedMidway} of 8 kills left a partial state directory\n`);
 }, 60_000);
 
 it('restarts with the same CA after SIGKILL under load, and serves', async () => {
