@@ -16,7 +16,7 @@ import {
   buildCertificate, childrenOf, content, extension, generateEcKey, keyIdentifier, name, nth, octets, OID, pem, pemBlocks, pkcs8Pem,
   readTlv, seq, signerFor, spkiOf, tlv, TRUE, whole, type Signer,
 } from './x509.js';
-import { classifyHost, isDnsName, normaliseHost } from './target.js';
+import { classifyHost, isDnsName, normaliseHost } from './address.js';
 
 /** A CA certificate (PEM; the issuing CA first, then any chain above it) and its private key (PEM). */
 export interface CaMaterial { readonly certPem: string; readonly keyPem: string }

@@ -8,7 +8,7 @@
 // deployments" (GCC uses the global graph.microsoft.com; GCC High graph.microsoft.us; DoD
 // dod-graph.microsoft.us), and the Graph `security` resource type.
 
-import { isDnsName, normaliseHost } from './target.js';
+import { isDnsName, normaliseHost } from './address.js';
 
 export type Cloud = 'commercial' | 'gcc' | 'gcc-high' | 'dod';
 

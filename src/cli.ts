@@ -7,24 +7,16 @@
 // 13-17 full collections in 35 s against 0; p99 5-7 ms against 2.2 ms). Node does not accept the
 // flag in NODE_OPTIONS nor at run time; `npm start`, the bin, the container and the bench all
 // start through this line.
-import { readFileSync, realpathSync, watch } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Registry } from 'prom-client';
 import { stringify } from 'yaml';
-import { createAdminServer } from './admin.js';
-import { boundUrl, exposureWarning } from './banner.js';
 import { caPermits, loadOrCreateCa } from './ca.js';
-import { API_LABELS, apiLabel, hostKind, nameConstraintDomains } from './catalogue.js';
+import { apiLabel, hostKind, nameConstraintDomains } from './catalogue.js';
 import { envLines, proxyUrl, trustSteps, writeTrustBundle } from './client-setup.js';
 import { ConfigError, describeConfig, loadConfig, type Config, type ConfigOverrides } from './config.js';
-import { ERRORS } from './errors.js';
-import { combineObservers } from './events.js';
-import { createLogObserver, createLogger, flushLogger } from './logger.js';
-import { createMetrics } from './metrics.js';
 import { decideConnect, decideIdentity, decideRequest, resolveDestination } from './policy.js';
-import { createProxy } from './server.js';
+import { runProxy } from './server.js';
 import { formatAuthority, parseAbsoluteTarget } from './target.js';
 import { parsePartnerUserAgent } from './user-agent.js';
 import { runReport, type ReportCommandArgs } from './usage/report-command.js';
@@ -70,114 +62,23 @@ function configFrom(args: CommonArgs): Config {
   }
 }
 
-/** Exits 1 with one line naming the listener, its address and the cause (EADDRINUSE, EACCES, …). */
-const listenFailure = (what: string) => (e: unknown): never => {
-  const x = e as NodeJS.ErrnoException & { address?: string; port?: number };
-  const where = x.address !== undefined && x.port !== undefined ? ` on ${formatAuthority({ host: x.address, port: x.port })}` : '';
-  err(`mde-partner-proxy: cannot open the ${what} listener${where}: ${x.code ?? x.message}`);
-  process.exit(1);
-};
-
+/** `start`: runs the proxy; SIGHUP reloads, SIGTERM and SIGINT drain (a second signal exits at once). */
 async function start(args: CommonArgs): Promise<void> {
-  const config = configFrom(args);
-  const logger = createLogger({ level: config.log.level });
-  const registry = new Registry();
-  const metrics = createMetrics({ registry, products: config.policy.products.map((p) => p.id), apiLabels: API_LABELS, version: VERSION, upstreamErrorCodes: Object.keys(ERRORS).filter((c) => c.startsWith('Upstream') || c === 'DestinationDenied') });
-  const observer = combineObservers(metrics.observer, createLogObserver(logger));
-  if (config.exampleIdentity) {
-    const warning = `Using Microsoft's documented EXAMPLE identity ${config.policy.products[0]!.userAgent}: calls will be attributed to Contoso, not to your product. Set --user-agent or products in a config file.`;
-    logger.warn({ event: 'example-identity' }, warning);
-    err(`WARNING: ${warning}`);
-  }
-  const proxy = await createProxy(config, { observer });
-  const admin = config.admin === undefined ? undefined : createAdminServer({ registry, logger });
-  const addresses = await proxy.listen().catch(listenFailure('proxy'));
-  const adminAddress = admin && config.admin ? await admin.listen(config.admin.port, config.admin.host).catch(listenFailure('admin')) : undefined;
-  admin?.setReady(true);
-
-  const bundleFile = writeTrustBundle(config.stateDir, proxy.ca.ca.certPem);
-  const url = proxyUrl(config, addresses.proxy.port);
-  logger.info({ event: 'ready', listen: formatAuthority({ host: addresses.proxy.address, port: addresses.proxy.port }),
-    admin: adminAddress ? formatAuthority({ host: adminAddress.address, port: adminAddress.port }) : 'off',
-    reverse: addresses.reverse.map((a) => formatAuthority({ host: a.address, port: a.port })), ca: proxy.ca.certFile, caCreated: proxy.ca.created,
-    products: config.policy.products.map((p) => p.userAgent), mode: config.policy.mode, config: config.source }, 'mde-partner-proxy ready');
-  // The address the socket really binds (0.0.0.0 stays 0.0.0.0); the trust steps below use a URL clients on this host can open.
-  const bound = { what: 'proxy', host: addresses.proxy.address, port: addresses.proxy.port };
-  err(`mde-partner-proxy ${VERSION} listening on ${boundUrl(bound)} (mode ${config.policy.mode}, ${config.policy.products.length} product(s))`);
-  const exposed = exposureWarning([bound, ...addresses.reverse.map((a) => ({ what: 'reverse route', host: a.address, port: a.port }))], config.allowedClients);
-  if (exposed !== undefined) {
-    logger.warn({ event: 'listener-exposure' }, exposed);
-    err(`WARNING: ${exposed}`);
-  }
-  if (proxy.ca.created) err('Created a new interception CA.');
-  if (proxy.ca.setAside !== undefined) {
-    const warning = `Found ${proxy.ca.keyFile} without its certificate (an interrupted first start); moved it to ${proxy.ca.setAside} and created a new CA: clients must trust the new ca.pem`;
-    logger.warn({ event: 'ca-recovered', setAside: proxy.ca.setAside }, warning);
-    err(`WARNING: ${warning}`);
-  }
-  err(trustSteps({ proxyUrl: url, caFile: proxy.ca.certFile, bundleFile }));
-  for (const domain of config.policy.catalogue.extraHosts) {
-    const host = domain.replace(/^\*\./, 'x.');
-    if (caPermits(proxy.ca.ca.certPem, host)) continue;
-    const warning = `The interception CA's name constraints do not cover extra host ${domain}: CONNECTs to it get 500 CaHostNotPermitted. Run \`mde-partner-proxy ca init --force\`, restart, and trust the new CA in clients.`;
-    logger.warn({ event: 'ca-constraint' }, warning);
-    err(`WARNING: ${warning}`);
-  }
-
-  // Reload: SIGHUP or a change of the config file. A bad config is refused; the last good one keeps serving.
-  let current = config;
-  const reload = (why: string): void => {
-    try {
-      const next = loadConfig(args.config, overridesOf(args));
-      const listenersChanged = formatAuthority(next.listen) !== formatAuthority(current.listen)
-        || JSON.stringify(next.reverse.map((r) => [formatAuthority(r.listen), formatAuthority(r.upstream)])) !== JSON.stringify(current.reverse.map((r) => [formatAuthority(r.listen), formatAuthority(r.upstream)]));
-      if (listenersChanged) logger.warn({ event: 'config-reload' }, 'listen addresses or reverse routes changed: restart to apply them; the rest of the new configuration applies now');
-      proxy.reload(next);
-      metrics.setProducts(next.policy.products.map((p) => p.id));
-      logger.level = next.log.level;
-      current = next;
-      observer.configReload?.('success');
-      logger.info({ event: 'config-reload', trigger: why, result: 'success' }, 'configuration reloaded');
-    } catch (e) {
-      observer.configReload?.('failure');
-      logger.error({ event: 'config-reload', trigger: why, result: 'failure', cause: (e as Error).message }, 'configuration refused; the last good one keeps serving');
-    }
-  };
-  // SIGHUP and file events share one debounce, so an edit followed by SIGHUP reloads once.
-  let timer: NodeJS.Timeout | undefined;
-  const scheduleReload = (why: string): void => {
-    clearTimeout(timer);
-    timer = setTimeout(() => reload(why), 200);
-  };
-  process.on('SIGHUP', () => scheduleReload('SIGHUP'));
-  if (args.config !== undefined) {
-    try {
-      // Watch the directory: editors replace the file and Kubernetes swaps a ConfigMap's ..data link.
-      const name = basename(args.config);
-      watch(dirname(args.config), (_event, file) => {
-        if (file !== null && file !== name && file !== '..data') return;
-        scheduleReload('file-change');
-      }).unref();
-    } catch (e) {
-      logger.warn({ event: 'config-watch', cause: (e as Error).message }, 'cannot watch the config file; use SIGHUP to reload');
-    }
-  }
-
+  const running = await runProxy(configFrom(args), {
+    version: VERSION,
+    loadConfig: () => loadConfig(args.config, overridesOf(args)),
+    ...(args.config !== undefined ? { watchFile: args.config } : {}),
+    say: err,
+  });
+  process.on('SIGHUP', () => running.reload('SIGHUP'));
   let stopping = false;
   const stop = async (signal: string): Promise<void> => {
     if (stopping) {
-      // A second signal means now: skip the rest of the drain.
-      logger.warn({ event: 'stopped', signal }, 'second signal: exiting without waiting for the drain');
-      await flushLogger(logger, 500);
+      await running.abandon(signal);
       process.exit(1);
     }
     stopping = true;
-    admin?.setDraining(true);
-    logger.info({ event: 'drain', signal, timeoutMs: current.timeouts.drain }, 'draining');
-    await proxy.drain(current.timeouts.drain);
-    await admin?.close();
-    logger.info({ event: 'stopped' }, 'stopped');
-    await flushLogger(logger);
+    await running.stop(signal);
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

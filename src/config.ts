@@ -1,6 +1,5 @@
 // YAML → schema (zod) → frozen Config with a compiled Policy. Every error names the field's path.
 import { readFileSync } from 'node:fs';
-import type { Server, ServerOptions } from 'node:http';
 import { isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve as resolvePath, dirname } from 'node:path';
@@ -8,7 +7,8 @@ import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { CLOUDS, createCatalogue, isTokenHost, normaliseHostPattern, type Cloud } from './catalogue.js';
 import { createProduct, type Policy, type PolicyMode, type Product } from './policy.js';
-import { parseAbsoluteTarget, formatAuthority, normaliseHost } from './target.js';
+import { normaliseHost } from './address.js';
+import { parseAbsoluteTarget, formatAuthority } from './target.js';
 import { isHeaderValueText, parseIdentityString, validateIdentity } from './user-agent.js';
 import { appsSchema, buildUsageConfig, describeStore, usageSchema, type UsageConfig } from './usage/usage-config.js';
 
@@ -82,30 +82,6 @@ export const DEFAULT_TIMEOUTS: Timeouts = Object.freeze({ connect: 10_000, upstr
 
 /** Request-head defaults: Apache's 100 fields (LimitRequestFields); 32 KiB leaves room for large bearer tokens. */
 export const DEFAULT_LIMITS: Limits = Object.freeze({ maxHeaderCount: 100, maxHeaderBytes: 32_768, maxConnections: undefined });
-
-/**
- * node:http server options for client connections: keep-alive idle from `timeouts.idle`, the
- * request head bounded by `timeouts.headers` (408), no whole-request limit (long uploads and
- * slow API calls are bounded by the upstream timeouts), checked every second.
- */
-export function serverOptions(t: Timeouts): ServerOptions {
-  return { keepAliveTimeout: t.idle, headersTimeout: t.headers, requestTimeout: 0, connectionsCheckingInterval: Math.min(1000, t.headers) };
-}
-
-/** On reload: the timeouts of serverOptions on a running server (Node reads them per connection and per check). */
-export function applyServerTimeouts(server: Server, t: Timeouts): void {
-  server.keepAliveTimeout = t.idle;
-  server.headersTimeout = t.headers;
-}
-
-/**
- * Head limits on a server, at start and on reload (Node reads both per connection). The parser
- * keeps one field past maxHeaderCount, so a cut list is seen as too long and refused, never forwarded.
- */
-export function applyServerLimits(server: Server, l: Limits): void {
-  server.maxHeadersCount = l.maxHeaderCount + 1;
-  (server as Server & { maxHeaderSize: number }).maxHeaderSize = l.maxHeaderBytes;
-}
 
 /** Values from the command line or MDE_PARTNER_PROXY_* variables; they win over the file. */
 export interface ConfigOverrides {
@@ -216,81 +192,90 @@ export function defaultStateDir(env: NodeJS.ProcessEnv): string {
   return join(base, 'mde-partner-proxy');
 }
 
-/** Turns a document (already parsed from YAML) plus overrides into a validated, frozen Config. */
-export function buildConfig(doc: unknown, opts: { source: string; baseDir: string; overrides?: ConfigOverrides; env?: NodeJS.ProcessEnv }): Config {
-  const env = opts.env ?? process.env;
-  const overrides = opts.overrides ?? {};
+/** What every section builder may need besides its own part of the document. */
+interface BuildContext {
+  readonly overrides: ConfigOverrides;
+  readonly env: NodeJS.ProcessEnv;
+  /** Resolves a path in the document against the config file's directory. */
+  readonly fromBase: (p: string) => string;
+}
+
+/** Validates the document against the schema; the first issue becomes a ConfigError with its path. */
+function parseRaw(doc: unknown): RawConfig {
   const parsed = schema.safeParse(doc ?? { version: 1 });
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const path = [...issue.path];
-    if (issue.code === 'unrecognized_keys') path.push(issue.keys[0]!);
-    const message = issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message;
-    throw new ConfigError(formatPath(path), message);
-  }
-  const raw: RawConfig = parsed.data;
-  const fromBase = (p: string): string => resolvePath(opts.baseDir, p);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const path = [...issue.path];
+  if (issue.code === 'unrecognized_keys') path.push(issue.keys[0]!);
+  const message = issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message;
+  throw new ConfigError(formatPath(path), message);
+}
 
-  // Products: from the file, or the one named by --user-agent, or Microsoft's example.
-  let products: Product[];
-  let exampleIdentity = false;
-  if (overrides.userAgent !== undefined) {
-    const identity = parseIdentityString(overrides.userAgent);
+/** A product's proxy credentials, the password read from the file, the environment or the document. */
+function buildCredentials(c: NonNullable<RawConfig['products']>[number]['credentials'] & object, i: number, usernames: Set<string>, ctx: BuildContext): Product['credentials'] {
+  if (usernames.has(c.username)) throw new ConfigError(`products[${i}].credentials.username`, 'duplicate username');
+  usernames.add(c.username);
+  if (c.username.includes(':')) throw new ConfigError(`products[${i}].credentials.username`, 'must not contain ":" (RFC 7617)');
+  let password: string;
+  if ('password' in c) password = c.password;
+  else if ('passwordFile' in c) password = readSecretFile(ctx.fromBase(c.passwordFile), `products[${i}].credentials.passwordFile`);
+  else {
+    const v = ctx.env[c.passwordEnv];
+    if (v === undefined || v === '') throw new ConfigError(`products[${i}].credentials.passwordEnv`, `environment variable ${c.passwordEnv} is not set`);
+    password = v;
+  }
+  return { username: c.username, password };
+}
+
+/** Products: the one named by --user-agent, else the file's, else Microsoft's example. */
+function buildProducts(raw: RawConfig, ctx: BuildContext): { products: Product[]; exampleIdentity: boolean } {
+  const ua = ctx.overrides.userAgent;
+  if (ua !== undefined) {
+    const identity = parseIdentityString(ua);
     const problem = identity === undefined ? 'must be a partner User-Agent like MdePartner-Contoso-ContosoCognito/1.0.0' : validateIdentity(identity);
-    if (!isHeaderValueText(overrides.userAgent)) throw new ConfigError('--user-agent', 'must be valid header text (no CR, LF, NUL or other control characters, Latin-1 only)');
+    if (!isHeaderValueText(ua)) throw new ConfigError('--user-agent', 'must be valid header text (no CR, LF, NUL or other control characters, Latin-1 only)');
     if (problem !== undefined || identity === undefined) throw new ConfigError('--user-agent', problem ?? 'invalid');
-    products = [createProduct('default', identity)];
-  } else if (raw.products !== undefined) {
-    const ids = new Set<string>();
-    const usernames = new Set<string>();
-    // One application id binds to one product: the same id in two products would make binding depend on order.
-    const appOwner = new Map<string, string>();
-    products = raw.products.map((p, i) => {
-      const problem = validateIdentity(p);
-      // Every identity problem starts with the field it is about.
-      if (problem !== undefined) throw new ConfigError(`products[${i}].${problem.split(' ')[0]}`, problem);
-      if (ids.has(p.id)) throw new ConfigError(`products[${i}].id`, `duplicate id ${JSON.stringify(p.id)}`);
-      ids.add(p.id);
-      let creds: Product['credentials'];
-      if (p.credentials !== undefined) {
-        const c = p.credentials;
-        if (usernames.has(c.username)) throw new ConfigError(`products[${i}].credentials.username`, 'duplicate username');
-        usernames.add(c.username);
-        if (c.username.includes(':')) throw new ConfigError(`products[${i}].credentials.username`, 'must not contain ":" (RFC 7617)');
-        let password: string;
-        if ('password' in c) password = c.password;
-        else if ('passwordFile' in c) password = readSecretFile(fromBase(c.passwordFile), `products[${i}].credentials.passwordFile`);
-        else {
-          const v = env[c.passwordEnv];
-          if (v === undefined || v === '') throw new ConfigError(`products[${i}].credentials.passwordEnv`, `environment variable ${c.passwordEnv} is not set`);
-          password = v;
-        }
-        creds = { username: c.username, password };
-      }
-      const apps = (p.apps ?? []).map((a) => a.toLowerCase());
-      apps.forEach((app, j) => {
-        const owner = appOwner.get(app);
-        if (owner === p.id) throw new ConfigError(`products[${i}].apps[${j}]`, `application ${app} is listed twice`);
-        if (owner !== undefined) throw new ConfigError(`products[${i}].apps[${j}]`, `application ${app} is listed by products ${JSON.stringify(owner)} and ${JSON.stringify(p.id)}; an application binds to one product`);
-        appOwner.set(app, p.id);
-      });
-      return createProduct(p.id, p, creds, apps);
-    });
-  } else {
-    products = [createProduct('default', parseIdentityString(EXAMPLE_USER_AGENT)!)];
-    exampleIdentity = true;
+    return { products: [createProduct('default', identity)], exampleIdentity: false };
   }
-  const authRequired = products.some((p) => p.credentials !== undefined);
+  if (raw.products === undefined) return { products: [createProduct('default', parseIdentityString(EXAMPLE_USER_AGENT)!)], exampleIdentity: true };
+  const ids = new Set<string>();
+  const usernames = new Set<string>();
+  // One application id binds to one product: the same id in two products would make binding depend on order.
+  const appOwner = new Map<string, string>();
+  const products = raw.products.map((p, i) => {
+    const problem = validateIdentity(p);
+    // Every identity problem starts with the field it is about.
+    if (problem !== undefined) throw new ConfigError(`products[${i}].${problem.split(' ')[0]}`, problem);
+    if (ids.has(p.id)) throw new ConfigError(`products[${i}].id`, `duplicate id ${JSON.stringify(p.id)}`);
+    ids.add(p.id);
+    const creds = p.credentials === undefined ? undefined : buildCredentials(p.credentials, i, usernames, ctx);
+    const apps = (p.apps ?? []).map((a) => a.toLowerCase());
+    apps.forEach((app, j) => {
+      const owner = appOwner.get(app);
+      if (owner === p.id) throw new ConfigError(`products[${i}].apps[${j}]`, `application ${app} is listed twice`);
+      if (owner !== undefined) throw new ConfigError(`products[${i}].apps[${j}]`, `application ${app} is listed by products ${JSON.stringify(owner)} and ${JSON.stringify(p.id)}; an application binds to one product`);
+      appOwner.set(app, p.id);
+    });
+    return createProduct(p.id, p, creds, apps);
+  });
+  return { products, exampleIdentity: false };
+}
 
+/** upstream.resolve: `host:port` → `address:port`, both normalised as the proxy formats authorities. */
+function buildResolve(raw: RawConfig['upstream']['resolve']): Map<string, string> {
   const resolve = new Map<string, string>();
-  for (const [key, value] of Object.entries(raw.upstream.resolve)) {
+  for (const [key, value] of Object.entries(raw)) {
     const from = parseHostPort(key, `upstream.resolve.${key}`);
     const to = parseHostPort(value, `upstream.resolve.${key}`);
     resolve.set(formatAuthority(from), formatAuthority(to));
   }
+  return resolve;
+}
 
+/** Reverse routes, each bound to its product (the first product when it names none). */
+function buildReverse(raw: RawConfig['reverse'], products: readonly Product[]): ReverseRoute[] {
   const byId = new Map(products.map((p) => [p.id, p]));
-  const reverse = raw.reverse.map((r, i): ReverseRoute => {
+  return raw.map((r, i): ReverseRoute => {
     const target = parseAbsoluteTarget(r.upstream);
     if (target === undefined || target.scheme !== 'https' || (target.path !== '/' && target.path !== '')) {
       throw new ConfigError(`reverse[${i}].upstream`, `must be an https:// origin without a path, got ${JSON.stringify(r.upstream)}`);
@@ -299,41 +284,42 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
     if (product === undefined) throw new ConfigError(`reverse[${i}].product`, `no product with id ${JSON.stringify(r.product)}`);
     return { listen: parseListen(r.listen, `reverse[${i}].listen`), upstream: { host: target.host, port: target.port }, product };
   });
+}
 
-  let upstreamProxy: Config['upstream']['proxy'];
-  if (raw.upstream.proxy !== undefined) {
-    const t = parseAbsoluteTarget(raw.upstream.proxy);
+/** The outbound side: an optional upstream proxy, noProxy, and extra trusted roots read from their files. */
+function buildUpstream(raw: RawConfig['upstream'], ctx: BuildContext): Config['upstream'] {
+  let proxy: Config['upstream']['proxy'];
+  if (raw.proxy !== undefined) {
+    const t = parseAbsoluteTarget(raw.proxy);
     if (t === undefined || t.scheme !== 'http') throw new ConfigError('upstream.proxy', 'must be an http:// proxy URL, e.g. http://proxy.corp:3128');
-    upstreamProxy = { host: t.host, port: t.port };
+    proxy = { host: t.host, port: t.port };
   }
-  const caFiles = raw.upstream.ca === undefined ? [] : (Array.isArray(raw.upstream.ca) ? raw.upstream.ca : [raw.upstream.ca]).map(fromBase);
+  const caFiles = raw.ca === undefined ? [] : (Array.isArray(raw.ca) ? raw.ca : [raw.ca]).map(ctx.fromBase);
   const ca = caFiles.map((f, i) => {
-    const text = readSecretFile(f, Array.isArray(raw.upstream.ca) ? `upstream.ca[${i}]` : 'upstream.ca');
+    const text = readSecretFile(f, Array.isArray(raw.ca) ? `upstream.ca[${i}]` : 'upstream.ca');
     if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError('upstream.ca', `${f} holds no PEM certificate`);
     return text;
   });
+  return { ...(proxy ? { proxy } : {}), noProxy: raw.noProxy, ca, caFiles };
+}
 
-  const mode = (overrides.mode ?? raw.policy.mode) as PolicyMode;
+/** The policy mode, --mode winning over policy.mode. */
+function buildMode(raw: RawConfig, ctx: BuildContext): PolicyMode {
+  const mode = (ctx.overrides.mode ?? raw.policy.mode) as PolicyMode;
   if (!['rewrite', 'reject', 'audit'].includes(mode)) throw new ConfigError('--mode', `must be rewrite, reject or audit, got ${JSON.stringify(mode)}`);
-  const level = (overrides.logLevel ?? raw.log.level) as LogLevel;
+  return mode;
+}
+
+/** The log section, --log-level winning over log.level. */
+function buildLog(raw: RawConfig, ctx: BuildContext): Config['log'] {
+  const level = (ctx.overrides.logLevel ?? raw.log.level) as LogLevel;
   if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) throw new ConfigError('--log-level', `must be one of fatal, error, warn, info, debug, trace, silent`);
+  return { level };
+}
 
-  const policy: Policy = Object.freeze({
-    mode,
-    rewrite: raw.policy.rewrite,
-    catalogue: createCatalogue(raw.clouds, raw.extraHosts),
-    otherHosts: raw.otherHosts,
-    products: Object.freeze(products),
-    defaultProduct: authRequired ? undefined : products[0],
-    allowPrivateDestinations: raw.access.allowPrivateDestinations,
-    connectPorts: new Set(raw.access.connectPorts),
-    resolve,
-    appProducts: new Map(products.flatMap((p) => (p.apps ?? []).map((app): [string, Product] => [app, p]))),
-  });
-
-  const adminValue = overrides.admin ?? raw.admin ?? '127.0.0.1:9464';
-  const timeouts = { ...DEFAULT_TIMEOUTS, ...Object.fromEntries(Object.entries(raw.timeouts).filter(([, v]) => v !== undefined)) } as Timeouts;
-  const allowedClients = raw.access.allowedClients ?? ['127.0.0.0/8', '::1/128'];
+/** access.allowedClients, each checked as a CIDR (default: loopback only). */
+function buildAllowedClients(raw: RawConfig['access']): readonly string[] {
+  const allowedClients = raw.allowedClients ?? ['127.0.0.0/8', '::1/128'];
   allowedClients.forEach((c, i) => {
     const [addr = '', bits = ''] = c.split('/');
     const family = isIP(addr);
@@ -341,28 +327,73 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
       throw new ConfigError(`access.allowedClients[${i}]`, `must be a CIDR like 10.0.0.0/8 or fd00::/8, got ${JSON.stringify(c)}`);
     }
   });
+  return allowedClients;
+}
 
-  const stateDir = overrides.stateDir ?? (raw.stateDir !== undefined ? fromBase(raw.stateDir) : defaultStateDir(env));
-  const usage = buildUsageConfig(raw.usage, { stateDir, baseDir: opts.baseDir, storeOverride: overrides.usageStore,
+/** The timeouts section over the defaults. */
+function buildTimeouts(raw: RawConfig['timeouts']): Timeouts {
+  return { ...DEFAULT_TIMEOUTS, ...Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)) } as Timeouts;
+}
+
+/** The limits section over the defaults. */
+function buildLimits(raw: RawConfig['limits']): Limits {
+  return {
+    maxHeaderCount: raw.maxHeaderCount ?? DEFAULT_LIMITS.maxHeaderCount,
+    maxHeaderBytes: raw.maxHeaderBytes ?? DEFAULT_LIMITS.maxHeaderBytes,
+    maxConnections: raw.maxConnections,
+  };
+}
+
+/** The proxy and admin listen addresses, the command line winning over the file. */
+function buildListeners(raw: RawConfig, ctx: BuildContext): Pick<Config, 'listen' | 'admin'> {
+  const { overrides } = ctx;
+  const listen = parseListen(overrides.listen ?? raw.listen ?? '127.0.0.1:3128', overrides.listen !== undefined ? '--listen' : 'listen');
+  const adminValue = overrides.admin ?? raw.admin ?? '127.0.0.1:9464';
+  const admin = adminValue === 'off' ? undefined : parseListen(adminValue, overrides.admin !== undefined ? '--admin' : 'admin');
+  return { listen, admin };
+}
+
+/**
+ * Turns a document (already parsed from YAML) plus overrides into a validated, frozen Config: one
+ * builder per section, called in a fixed order so the first fault reported is always the same.
+ */
+export function buildConfig(doc: unknown, opts: { source: string; baseDir: string; overrides?: ConfigOverrides; env?: NodeJS.ProcessEnv }): Config {
+  const ctx: BuildContext = { overrides: opts.overrides ?? {}, env: opts.env ?? process.env, fromBase: (p) => resolvePath(opts.baseDir, p) };
+  const raw = parseRaw(doc);
+  const { products, exampleIdentity } = buildProducts(raw, ctx);
+  const resolve = buildResolve(raw.upstream.resolve);
+  const reverse = buildReverse(raw.reverse, products);
+  const upstream = buildUpstream(raw.upstream, ctx);
+  const mode = buildMode(raw, ctx);
+  const log = buildLog(raw, ctx);
+  const policy: Policy = Object.freeze({
+    mode,
+    rewrite: raw.policy.rewrite,
+    catalogue: createCatalogue(raw.clouds, raw.extraHosts),
+    otherHosts: raw.otherHosts,
+    products: Object.freeze(products),
+    defaultProduct: products.some((p) => p.credentials !== undefined) ? undefined : products[0],
+    allowPrivateDestinations: raw.access.allowPrivateDestinations,
+    connectPorts: new Set(raw.access.connectPorts),
+    resolve,
+    appProducts: new Map(products.flatMap((p) => (p.apps ?? []).map((app): [string, Product] => [app, p]))),
+  });
+  const allowedClients = buildAllowedClients(raw.access);
+  const stateDir = ctx.overrides.stateDir ?? (raw.stateDir !== undefined ? ctx.fromBase(raw.stateDir) : defaultStateDir(ctx.env));
+  const usage = buildUsageConfig(raw.usage, { stateDir, baseDir: opts.baseDir, storeOverride: ctx.overrides.usageStore,
     fail: (field, message) => { throw new ConfigError(field, message); } });
-
   return Object.freeze({
     source: opts.source,
-    listen: parseListen(overrides.listen ?? raw.listen ?? '127.0.0.1:3128', overrides.listen !== undefined ? '--listen' : 'listen'),
-    admin: adminValue === 'off' ? undefined : parseListen(adminValue, overrides.admin !== undefined ? '--admin' : 'admin'),
+    ...buildListeners(raw, ctx),
     stateDir,
     policy,
-    ca: raw.ca === undefined ? {} : { cert: fromBase(raw.ca.cert), key: fromBase(raw.ca.key) },
-    upstream: { ...(upstreamProxy ? { proxy: upstreamProxy } : {}), noProxy: raw.upstream.noProxy, ca, caFiles },
+    ca: raw.ca === undefined ? {} : { cert: ctx.fromBase(raw.ca.cert), key: ctx.fromBase(raw.ca.key) },
+    upstream,
     reverse,
-    timeouts,
-    limits: {
-      maxHeaderCount: raw.limits.maxHeaderCount ?? DEFAULT_LIMITS.maxHeaderCount,
-      maxHeaderBytes: raw.limits.maxHeaderBytes ?? DEFAULT_LIMITS.maxHeaderBytes,
-      maxConnections: raw.limits.maxConnections,
-    },
+    timeouts: buildTimeouts(raw.timeouts),
+    limits: buildLimits(raw.limits),
     allowedClients,
-    log: { level },
+    log,
     exampleIdentity,
     usage,
   });

@@ -1,7 +1,7 @@
 // The DNS guard: a dns.lookup for outbound connections that drops restricted addresses, so a
 // public name cannot lead to a loopback, private or link-local host.
 import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
-import { classifyHost, isRestricted } from './target.js';
+import { classifyHost, isRestricted } from './address.js';
 
 type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
 

@@ -2,33 +2,17 @@
 // Facts in → policy decision → headers → undici dispatch → response streamed back → one event.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
+import { clientAddress } from './address.js';
 import { apiLabel, hostKind } from './catalogue.js';
-import type { Config } from './config.js';
+import type { RequestContext, Runtime } from './context.js';
 import { ProxyError, identityError, sendError, toProxyError } from './errors.js';
-import type { ProxyObserver, RequestAction, RequestMode } from './events.js';
+import type { RequestAction } from './events.js';
 import { buildRequestHeaders, buildResponseHeaders, countHeader, decideHead, getHeader } from './headers.js';
 import { decideIdentity, decidePlain, decideRequest, denialText, type Product } from './policy.js';
 import { formatAuthority, parseAbsoluteTarget, parseAuthority } from './target.js';
-import type { Upstream } from './upstream.js';
 
 /** Responses with a Content-Length up to this size are relayed in one write (fewer TLS records and syscalls). */
 const COALESCE_LIMIT = 64 * 1024;
-
-/** What serves requests now; swapped whole on reload, read once per request. */
-export interface Runtime {
-  readonly config: Config;
-  readonly upstream: Upstream;
-  readonly observer: ProxyObserver;
-}
-
-/** How the request arrived: intercepted and reverse requests have a fixed origin and product. */
-export interface RequestContext {
-  readonly mode: RequestMode;
-  readonly origin?: { readonly scheme: 'http' | 'https'; readonly host: string; readonly port: number };
-  readonly product?: Product;
-  /** The caller's address when the request socket is not the client's own (intercepted: the CONNECT socket's). */
-  readonly client?: string;
-}
 
 interface Target { scheme: 'http' | 'https'; host: string; port: number; path: string }
 
@@ -78,12 +62,6 @@ function resolveTarget(rt: Runtime, ctx: RequestContext, req: IncomingMessage): 
     }
   }
   return { target: { scheme: origin.scheme, host: origin.host, port: origin.port, path } };
-}
-
-/** The caller's address with an IPv4-mapped IPv6 prefix removed ('' when the socket has none). */
-export function clientAddress(socket: { readonly remoteAddress?: string | undefined }): string {
-  const addr = socket.remoteAddress ?? '';
-  return addr.startsWith('::ffff:') && addr.includes('.') ? addr.slice(7) : addr;
 }
 
 /** undici's raw header list for a response head or trailers ([] when it has none or gives an object). */

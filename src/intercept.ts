@@ -1,14 +1,13 @@
 // TLS termination with minted leaves: a tls.TLSSocket over the CONNECT socket, fed to one
 // internal http.Server. No loopback hop and no server per host: the decrypted stream enters
 // the very same handleRequest as plain and reverse requests.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { LeafIssuer } from './ca.js';
-import { applyServerLimits, applyServerTimeouts, serverOptions, type Limits, type Timeouts } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
-import type { RequestContext } from './forward.js';
+import type { RequestContext } from './context.js';
 import { formatAuthority } from './target.js';
 
 /** The answer that opens a tunnel (RFC 9110 §9.3.6: any 2xx; no body). */
@@ -20,10 +19,6 @@ export type InterceptStart = 'established' | 'client-gone' | ProxyError;
 export interface Interceptor {
   /** Answers the CONNECT with 200, terminates TLS for host and serves the requests inside. */
   intercept(socket: Duplex, head: Buffer, ctx: RequestContext & { origin: NonNullable<RequestContext['origin']> }): Promise<InterceptStart>;
-  /** Applies reloaded timeouts to the internal server. */
-  setTimeouts(t: Timeouts): void;
-  /** Applies reloaded head limits to the internal server. */
-  setLimits(l: Limits): void;
   /** Closes idle intercepted connections; busy ones end after their current response. */
   closeIdle(): void;
   /** Destroys every intercepted connection. */
@@ -71,26 +66,28 @@ function firstChunk(socket: Duplex): Promise<Buffer | undefined> {
   });
 }
 
-/** Creates the interceptor; onRequest is handleRequest bound to the live runtime. */
+/**
+ * Creates the interceptor over server, an http.Server that never listens (createProxy makes it and
+ * owns its settings); onRequest is handleRequest bound to the live runtime.
+ */
 export function createInterceptor(opts: {
+  server: Server;
   issuer: () => LeafIssuer;
-  timeouts: Timeouts;
-  limits: Limits;
   onRequest: (ctx: RequestContext, req: IncomingMessage, res: ServerResponse) => void;
   /** Bytes the parser cannot read; the listeners' handler, so an exchange in flight is answered first. */
   onClientError?: (err: NodeJS.ErrnoException, socket: Duplex) => void;
 }): Interceptor {
   const contexts = new WeakMap<object, RequestContext>();
-  const server: Server = createServer(serverOptions(opts.timeouts), (req, res) => {
+  const { server } = opts;
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     const ctx = contexts.get(req.socket);
-    if (ctx === undefined) return res.destroy();
+    if (ctx === undefined) return void res.destroy();
     opts.onRequest(ctx, req, res);
   });
   // This server never listens: connections arrive by emit('connection'). Node starts its connection
   // tracking on 'listening', and that tracking is what enforces headersTimeout (slowloris) and what
   // closeIdleConnections/closeAllConnections walk, so start it by hand.
   server.emit('listening');
-  applyServerLimits(server, opts.limits);
   server.on('clientError', opts.onClientError ?? handleClientError);
   // A CONNECT inside an intercepted tunnel would escape the policy.
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
@@ -152,12 +149,6 @@ export function createInterceptor(opts: {
       contexts.set(tls, ctx);
       server.emit('connection', tls);
       return 'established';
-    },
-    setTimeouts(t) {
-      applyServerTimeouts(server, t);
-    },
-    setLimits(l) {
-      applyServerLimits(server, l);
     },
     closeIdle() {
       server.closeIdleConnections();

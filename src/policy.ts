@@ -2,7 +2,8 @@
 // Reason strings are fixed; they appear in logs and in `explain`, never as metric labels.
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { hostKind, isEnforced, type Catalogue } from './catalogue.js';
-import { classifyHost, isRestricted, formatAuthority } from './target.js';
+import { classifyHost, isRestricted } from './address.js';
+import { formatAuthority } from './target.js';
 import { formatPartnerUserAgent, isCompliant, parsePartnerUserAgent, type PartnerIdentity } from './user-agent.js';
 import type { ErrorCode, IdentityFailure } from './errors.js';
 import type { RequestAction } from './events.js';

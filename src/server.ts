@@ -1,18 +1,27 @@
 // createProxy(config, {observer}) → listeners wired to the one request path.
 // The forward listener takes absolute-form requests and CONNECT; each reverse route has its own.
-import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+// runProxy(config, …) is the whole running proxy of `start`: observers, admin, reload and drain.
+import { readFileSync, watch } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
+import { basename, dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { createLeafIssuer, loadOrCreateCa, type LeafIssuer, type LoadedCa } from './ca.js';
-import { nameConstraintDomains } from './catalogue.js';
-import { applyServerLimits, applyServerTimeouts, serverOptions, type Config, type ListenAddress } from './config.js';
-import { ProxyError, handleClientError, writeRawError } from './errors.js';
-import { guardObserver, type ProxyObserver } from './events.js';
-import { handleRequest, type RequestContext, type Runtime } from './forward.js';
+import { Registry } from 'prom-client';
+import { createAdminServer } from './admin.js';
+import { boundUrl, exposureWarning } from './banner.js';
+import { caPermits, createLeafIssuer, loadOrCreateCa, type LeafIssuer, type LoadedCa } from './ca.js';
+import { API_LABELS, nameConstraintDomains } from './catalogue.js';
+import { proxyUrl, trustSteps, writeTrustBundle } from './client-setup.js';
+import type { Config, ListenAddress, Limits, Timeouts } from './config.js';
+import { ERRORS, ProxyError, handleClientError, writeRawError } from './errors.js';
+import { combineObservers, guardObserver, type ProxyObserver } from './events.js';
+import { createLogObserver, createLogger, flushLogger } from './logger.js';
+import { createMetrics } from './metrics.js';
+import { formatAuthority } from './target.js';
+import type { RequestContext, Runtime } from './context.js';
+import { handleRequest } from './forward.js';
 import { createInterceptor } from './intercept.js';
 import { handleConnect } from './tunnel.js';
-import { formatAuthority } from './target.js';
 import { createUpstream, reuseOrCreateUpstream } from './upstream.js';
 
 export interface ListeningAddresses {
@@ -58,6 +67,27 @@ export function defaultMaxConnections(limitsText?: string): number {
   const soft = /^Max open files\s+(\d+)\s/m.exec(text)?.[1];
   if (soft === undefined) return FALLBACK_MAX_CONNECTIONS;
   return Math.max(MIN_MAX_CONNECTIONS, Math.floor((Number(soft) - RESERVED_DESCRIPTORS) / 2));
+}
+
+/**
+ * node:http server options for client connections: keep-alive idle from `timeouts.idle`, the
+ * request head bounded by `timeouts.headers` (408), no whole-request limit (long uploads and
+ * slow API calls are bounded by the upstream timeouts), checked every second.
+ */
+export function serverOptions(t: Timeouts): ServerOptions {
+  return { keepAliveTimeout: t.idle, headersTimeout: t.headers, requestTimeout: 0, connectionsCheckingInterval: Math.min(1000, t.headers) };
+}
+
+/**
+ * The config's timeouts and head limits on a server, at start and on reload (Node reads them per
+ * connection and per check). The parser keeps one field past maxHeaderCount, so a cut list is seen
+ * as too long and refused, never forwarded.
+ */
+export function applyServerSettings(server: Server, c: { readonly timeouts: Timeouts; readonly limits: Limits }): void {
+  server.keepAliveTimeout = c.timeouts.idle;
+  server.headersTimeout = c.timeouts.headers;
+  server.maxHeadersCount = c.limits.maxHeaderCount + 1;
+  (server as Server & { maxHeaderSize: number }).maxHeaderSize = c.limits.maxHeaderBytes;
 }
 
 /** Builds the client allow-list from CIDRs (access.allowedClients). */
@@ -118,12 +148,14 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   /** Connections that sent bytes the parser could not read behind an exchange: closed once it ends. */
   const refusing = new WeakSet<object>();
   const servers: Server[] = [];
+  // The one internal server every intercepted connection is fed to; it never listens.
+  const internal = createServer(serverOptions(config.timeouts));
+  applyServerSettings(internal, config);
   const fallbackMaxConnections = defaultMaxConnections();
   let maxConnections = config.limits.maxConnections ?? fallbackMaxConnections;
   const interceptor = createInterceptor({
+    server: internal,
     issuer: () => issuer,
-    timeouts: config.timeouts,
-    limits: config.limits,
     onRequest: (ctx, req, res) => {
       track(res);
       handleRequest(runtime, ctx, req, res);
@@ -146,7 +178,12 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     res.once('close', () => {
       inFlight.delete(res);
       open.delete(res);
-      if (open.size === 0 && refusing.has(socket)) (socket as Socket).destroySoon();
+      // A plain tunnel's stream is a Duplex without destroySoon: end it, as Node itself does.
+      if (open.size === 0 && refusing.has(socket)) {
+        const s = socket as Duplex & { destroySoon?: () => void };
+        if (typeof s.destroySoon === 'function') s.destroySoon();
+        else s.end();
+      }
       if (draining) setImmediate(closeIdle);
     });
   };
@@ -196,7 +233,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       socket.once('close', () => observer.connectionClose?.());
     });
     server.on('clientError', clientError);
-    applyServerLimits(server, config.limits);
+    applyServerSettings(server, config);
     servers.push(server);
     return server;
   };
@@ -250,13 +287,8 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       maxConnections = next.limits.maxConnections ?? fallbackMaxConnections;
       runtime = { config: next, upstream: reuseOrCreateUpstream(next, old), observer };
       allowed = nextAllowed;
-      for (const s of servers) {
-        applyServerTimeouts(s, next.timeouts);
-        applyServerLimits(s, next.limits);
-        s.maxConnections = maxConnections;
-      }
-      interceptor.setTimeouts(next.timeouts);
-      interceptor.setLimits(next.limits);
+      for (const s of servers) s.maxConnections = maxConnections;
+      for (const s of [...servers, internal]) applyServerSettings(s, next);
       if (next.reverse.length === config.reverse.length) reverseCtx = reverseContexts(next);
       // A replaced outbound side serves its in-flight requests for up to the drain timeout.
       if (runtime.upstream !== old) setTimeout(() => void old.close(), next.timeouts.drain).unref();
@@ -281,6 +313,146 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       for (const socket of connectSockets) socket.destroy();
       await closeServers();
       await runtime.upstream.close();
+    },
+  };
+}
+
+/** What runProxy needs besides the config: the version, how to read the config again, where messages go. */
+export interface RunOptions {
+  /** The proxy's version, for build_info and the start-up lines. */
+  readonly version: string;
+  /** Reads the configuration again (the file and the same overrides) for a reload; throws ConfigError. */
+  readonly loadConfig: () => Config;
+  /** The config file to watch for changes; undefined: reload on request only. */
+  readonly watchFile?: string;
+  /** One human-readable line for the operator (stderr in the CLI). */
+  readonly say: (line: string) => void;
+}
+
+/** A running proxy: reload and drain are what SIGHUP and SIGTERM ask for. */
+export interface RunningProxy {
+  readonly addresses: ListeningAddresses;
+  readonly admin: AddressInfo | undefined;
+  /** Schedules a reload; SIGHUP and file changes share one debounce, so an edit followed by SIGHUP reloads once. */
+  reload(trigger: string): void;
+  /** Drains (readiness fails, in-flight exchanges finish within timeouts.drain), closes everything and flushes the log. */
+  stop(signal: string): Promise<void>;
+  /** Logs that a second signal cut the drain short and flushes the log, within a bounded wait. */
+  abandon(signal: string): Promise<void>;
+}
+
+/** Names the listener, its address and the cause (EADDRINUSE, EACCES, …) of a failed listen. */
+const listenFailure = (what: string) => (e: unknown): never => {
+  const x = e as NodeJS.ErrnoException & { address?: string; port?: number };
+  const where = x.address !== undefined && x.port !== undefined ? ` on ${formatAuthority({ host: x.address, port: x.port })}` : '';
+  throw new Error(`cannot open the ${what} listener${where}: ${x.code ?? x.message}`, { cause: e });
+};
+
+/**
+ * Runs the proxy for a config as `mde-partner-proxy start` does: the log and metrics observers, the
+ * proxy and admin listeners, the start-up lines, reloads (debounced, the last good config kept on
+ * failure) and the drain. Rejects with one line naming the cause when a listener cannot open.
+ */
+export async function runProxy(config: Config, opts: RunOptions): Promise<RunningProxy> {
+  const { say } = opts;
+  const logger = createLogger({ level: config.log.level });
+  const registry = new Registry();
+  const metrics = createMetrics({ registry, products: config.policy.products.map((p) => p.id), apiLabels: API_LABELS, version: opts.version, upstreamErrorCodes: Object.keys(ERRORS).filter((c) => c.startsWith('Upstream') || c === 'DestinationDenied') });
+  const observer = combineObservers(metrics.observer, createLogObserver(logger));
+  if (config.exampleIdentity) {
+    const warning = `Using Microsoft's documented EXAMPLE identity ${config.policy.products[0]!.userAgent}: calls will be attributed to Contoso, not to your product. Set --user-agent or products in a config file.`;
+    logger.warn({ event: 'example-identity' }, warning);
+    say(`WARNING: ${warning}`);
+  }
+  const proxy = await createProxy(config, { observer });
+  const admin = config.admin === undefined ? undefined : createAdminServer({ registry, logger });
+  const addresses = await proxy.listen().catch(listenFailure('proxy'));
+  const adminAddress = admin && config.admin ? await admin.listen(config.admin.port, config.admin.host).catch(listenFailure('admin')) : undefined;
+  admin?.setReady(true);
+
+  const bundleFile = writeTrustBundle(config.stateDir, proxy.ca.ca.certPem);
+  const url = proxyUrl(config, addresses.proxy.port);
+  logger.info({ event: 'ready', listen: formatAuthority({ host: addresses.proxy.address, port: addresses.proxy.port }),
+    admin: adminAddress ? formatAuthority({ host: adminAddress.address, port: adminAddress.port }) : 'off',
+    reverse: addresses.reverse.map((a) => formatAuthority({ host: a.address, port: a.port })), ca: proxy.ca.certFile, caCreated: proxy.ca.created,
+    products: config.policy.products.map((p) => p.userAgent), mode: config.policy.mode, config: config.source }, 'mde-partner-proxy ready');
+  // The address the socket really binds (0.0.0.0 stays 0.0.0.0); the trust steps below use a URL clients on this host can open.
+  const bound = { what: 'proxy', host: addresses.proxy.address, port: addresses.proxy.port };
+  say(`mde-partner-proxy ${opts.version} listening on ${boundUrl(bound)} (mode ${config.policy.mode}, ${config.policy.products.length} product(s))`);
+  const exposed = exposureWarning([bound, ...addresses.reverse.map((a) => ({ what: 'reverse route', host: a.address, port: a.port }))], config.allowedClients);
+  if (exposed !== undefined) {
+    logger.warn({ event: 'listener-exposure' }, exposed);
+    say(`WARNING: ${exposed}`);
+  }
+  if (proxy.ca.created) say('Created a new interception CA.');
+  if (proxy.ca.setAside !== undefined) {
+    const warning = `Found ${proxy.ca.keyFile} without its certificate (an interrupted first start); moved it to ${proxy.ca.setAside} and created a new CA: clients must trust the new ca.pem`;
+    logger.warn({ event: 'ca-recovered', setAside: proxy.ca.setAside }, warning);
+    say(`WARNING: ${warning}`);
+  }
+  say(trustSteps({ proxyUrl: url, caFile: proxy.ca.certFile, bundleFile }));
+  for (const domain of config.policy.catalogue.extraHosts) {
+    const host = domain.replace(/^\*\./, 'x.');
+    if (caPermits(proxy.ca.ca.certPem, host)) continue;
+    const warning = `The interception CA's name constraints do not cover extra host ${domain}: CONNECTs to it get 500 CaHostNotPermitted. Run \`mde-partner-proxy ca init --force\`, restart, and trust the new CA in clients.`;
+    logger.warn({ event: 'ca-constraint' }, warning);
+    say(`WARNING: ${warning}`);
+  }
+
+  // A bad config is refused; the last good one keeps serving.
+  let current = config;
+  const routes = (c: Config): string => JSON.stringify(c.reverse.map((r) => [formatAuthority(r.listen), formatAuthority(r.upstream)]));
+  const reloadNow = (trigger: string): void => {
+    try {
+      const next = opts.loadConfig();
+      if (formatAuthority(next.listen) !== formatAuthority(current.listen) || routes(next) !== routes(current)) {
+        logger.warn({ event: 'config-reload' }, 'listen addresses or reverse routes changed: restart to apply them; the rest of the new configuration applies now');
+      }
+      proxy.reload(next);
+      metrics.setProducts(next.policy.products.map((p) => p.id));
+      logger.level = next.log.level;
+      current = next;
+      observer.configReload?.('success');
+      logger.info({ event: 'config-reload', trigger, result: 'success' }, 'configuration reloaded');
+    } catch (e) {
+      observer.configReload?.('failure');
+      logger.error({ event: 'config-reload', trigger, result: 'failure', cause: (e as Error).message }, 'configuration refused; the last good one keeps serving');
+    }
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const reload = (trigger: string): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => reloadNow(trigger), 200);
+  };
+  if (opts.watchFile !== undefined) {
+    try {
+      // Watch the directory: editors replace the file and Kubernetes swaps a ConfigMap's ..data link.
+      const name = basename(opts.watchFile);
+      watch(dirname(opts.watchFile), (_event, file) => {
+        if (file !== null && file !== name && file !== '..data') return;
+        reload('file-change');
+      }).unref();
+    } catch (e) {
+      logger.warn({ event: 'config-watch', cause: (e as Error).message }, 'cannot watch the config file; use SIGHUP to reload');
+    }
+  }
+
+  return {
+    addresses,
+    admin: adminAddress,
+    reload,
+    async stop(signal) {
+      clearTimeout(timer);
+      admin?.setDraining(true);
+      logger.info({ event: 'drain', signal, timeoutMs: current.timeouts.drain }, 'draining');
+      await proxy.drain(current.timeouts.drain);
+      await admin?.close();
+      logger.info({ event: 'stopped' }, 'stopped');
+      await flushLogger(logger);
+    },
+    async abandon(signal) {
+      logger.warn({ event: 'stopped', signal }, 'second signal: exiting without waiting for the drain');
+      await flushLogger(logger, 500);
     },
   };
 }

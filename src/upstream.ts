@@ -14,7 +14,8 @@ import type { Config } from './config.js';
 import { guardedLookup } from './dns-guard.js';
 import { ProxyError } from './errors.js';
 import { decideDestination, denialText, resolveDestination } from './policy.js';
-import { classifyHost, formatAuthority } from './target.js';
+import { classifyHost } from './address.js';
+import { formatAuthority } from './target.js';
 import { reuseOrCreateTrust, type UpstreamTrust } from './trust.js';
 import { connectViaProxy, matchesNoProxy } from './upstream-proxy.js';
 

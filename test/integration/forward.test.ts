@@ -6,7 +6,6 @@ import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { testPki } from '../helpers/pki.js';
 import { rawExchange, statusOf } from '../helpers/raw.js';
 import { run } from '../helpers/child.js';
-import { clientAddress } from '../../src/forward.js';
 
 const PARTNER_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
 let tlsOrigin: Origin;
@@ -97,18 +96,6 @@ describe('refusals carry their decision', () => {
     expect(statusOf(res)).toBe(400);
     const e = await proxy.recorder.waitForExchange((x) => x.reason === 'not-absolute-form');
     expect(e).toMatchObject({ status: 400, error: 'BadRequest' });
-  });
-});
-
-describe('clientAddress', () => {
-  it.each([
-    ['127.0.0.1', '127.0.0.1'],
-    ['::ffff:192.0.2.7', '192.0.2.7'],
-    ['::1', '::1'],
-    ['2001:db8::ffff:1', '2001:db8::ffff:1'],
-    [undefined, ''],
-  ])('turns remote address %p into %p', (remoteAddress, expected) => {
-    expect(clientAddress({ remoteAddress })).toBe(expected);
   });
 });
 
