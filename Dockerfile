@@ -65,7 +65,9 @@ ENV NODE_ENV=production \
 USER 10001:10001
 EXPOSE 3128 9464
 
-# Node is PID 1 (the shebang's env execs it, with the V8 flag it carries): the proxy handles SIGTERM itself (drain, then exit 0) and SIGHUP (reload).
+# Node is PID 1, started directly with the V8 flag of cli.ts' shebang (no `env -S`: BusyBox and
+# distroless images have none): the proxy handles SIGTERM itself (drain, then exit 0) and SIGHUP
+# (reload). test/integration/package.test.ts keeps these flags equal to the shebang's.
 # No HEALTHCHECK: orchestrators probe /livez and /readyz on the admin port.
-ENTRYPOINT ["/app/dist/cli.js"]
+ENTRYPOINT ["node", "--initial-old-space-size=64", "/app/dist/cli.js"]
 CMD ["start"]

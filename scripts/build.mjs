@@ -1,5 +1,5 @@
 // `npm run build`: bundles src/ and its runtime dependencies into dist/ with esbuild, one file per
-// entry point (cli.js, server.js) plus shared chunks, with source maps back to src/*.ts.
+// entry point (cli.js, server.js, index.js: the library) plus shared chunks, with source maps back to src/*.ts.
 // Why a bundle: Node 20 resolves, reads and compiles each ES module file separately; the ~350 files
 // of zod, yargs, yaml, prom-client and pino cost ~270 ms and ~3 MiB at every start. One bundle
 // loads in ~150 ms (numbers in bench/results.md). Type checking stays with tsc (`npm run typecheck`);
@@ -21,7 +21,7 @@ const filesUnder = (dir, prefix = '') => readdirSync(dir).flatMap((name) => (sta
 try {
 await build({
   absWorkingDir: root,
-  entryPoints: ['src/cli.ts', 'src/server.ts'],
+  entryPoints: ['src/cli.ts', 'src/server.ts', 'src/index.ts'],
   bundle: true,
   splitting: true,
   chunkNames: 'chunks/[name]-[hash]',

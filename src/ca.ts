@@ -415,8 +415,11 @@ async function installCa(dir: string, certFile: string, keyFile: string, ca: CaM
   }
 }
 
-/** Load the configured CA files, or the state directory's CA, creating it (0700 dir, 0600 key) on first use. */
-export async function loadOrCreateCa(opts: { certFile?: string; keyFile?: string; stateDir: string; permittedDomains: readonly string[] }): Promise<LoadedCa> {
+/**
+ * Load the configured CA files, or the state directory's CA, creating it (0700 dir, 0600 key) on
+ * first use unless `create` is false (doctor only looks).
+ */
+export async function loadOrCreateCa(opts: { certFile?: string; keyFile?: string; stateDir: string; permittedDomains: readonly string[]; create?: boolean }): Promise<LoadedCa> {
   if (opts.certFile !== undefined || opts.keyFile !== undefined) {
     const { certFile, keyFile } = opts;
     if (certFile === undefined || keyFile === undefined) {
@@ -439,6 +442,7 @@ export async function loadOrCreateCa(opts: { certFile?: string; keyFile?: string
     setAside = `${keyFile}.orphaned-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     await fs.rename(keyFile, setAside);
   }
+  if (opts.create === false) throw new CaError('CaUnreadable', 'no interception CA yet; `mde-partner-proxy ca init` (or the first start) creates it', certFile);
   try {
     await fs.mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
   } catch (cause) {

@@ -7,6 +7,7 @@
 // 13-17 full collections in 35 s against 0; p99 5-7 ms against 2.2 ms). Node does not accept the
 // flag in NODE_OPTIONS nor at run time; `npm start`, the bin, the container and the bench all
 // start through this line.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -14,7 +15,7 @@ import { stringify } from 'yaml';
 import { caPermits, loadOrCreateCa } from './ca.js';
 import { apiLabel, hostKind, nameConstraintDomains } from './catalogue.js';
 import { envLines, proxyUrl, trustSteps, writeTrustBundle } from './client-setup.js';
-import { ConfigError, describeConfig, loadConfig, type Config, type ConfigOverrides } from './config.js';
+import { ConfigError, loadConfig, normaliseConfig, type Config, type ConfigOverrides } from './config.js';
 import { decideConnect, decideRequest, resolveDestination } from './policy.js';
 import { runProxy } from './server.js';
 import { formatAuthority, parseAbsoluteTarget } from './target.js';
@@ -24,6 +25,8 @@ import { runReport, type ReportCommandArgs } from './usage/report-command.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const ENV_PREFIX = 'MDE_PARTNER_PROXY';
+/** The config JSON Schema shipped in the package, for the YAML language server line of normalised output. */
+const SCHEMA_URL = fileURLToPath(new URL('../config/mde-partner-proxy.schema.json', import.meta.url));
 
 interface CommonArgs {
   config?: string;
@@ -129,9 +132,25 @@ async function env(args: CommonArgs): Promise<void> {
   for (const line of envLines({ proxyUrl: proxyUrl(config), caFile: loaded.certFile, bundleFile })) out(line);
 }
 
-function configCheck(file: string, args: CommonArgs): void {
-  const config = configFrom({ ...args, config: file });
-  out(stringify(describeConfig(config)).trimEnd());
+/**
+ * `config check FILE`: every fault the schema finds, each with its field path (exit 2), or the
+ * configuration normalised as a file that passes `config check` itself. --offline does not read
+ * secrets that live elsewhere (passwordFile, passwordEnv, upstream.ca), so a Kubernetes ConfigMap
+ * can be checked in CI.
+ */
+function configCheck(file: string, args: CommonArgs & { offline?: boolean; json?: boolean }): void {
+  let config: Config;
+  try {
+    config = loadConfig(file, overridesOf(args), process.env, { offline: args.offline === true });
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    if (args.json === true) out(JSON.stringify({ valid: false, file, errors: e.all }));
+    else for (const problem of e.all) err(`mde-partner-proxy: invalid configuration: ${problem.path}: ${problem.message}`);
+    process.exit(2);
+  }
+  const normalised = normaliseConfig(config);
+  if (args.json === true) out(JSON.stringify({ valid: true, file, config: normalised }));
+  else out(`# yaml-language-server: $schema=${SCHEMA_URL}\n# normalised from ${config.source}${args.offline === true ? ' (--offline: secrets not read)' : ''}\n${stringify(normalised).trimEnd()}`);
 }
 
 interface ExplainArgs extends CommonArgs {
@@ -193,10 +212,10 @@ async function doctor(args: CommonArgs): Promise<void> {
   check(true, `configuration: ${config.source}`);
   check(!config.exampleIdentity, config.exampleIdentity ? 'identity: Microsoft\'s example (Contoso); set your own product' : `identity: ${config.policy.products.map((p) => p.userAgent).join(', ')}`);
   try {
-    const loaded = await loadOrCreateCa({ stateDir: config.stateDir, permittedDomains: nameConstraintDomains(config.policy.catalogue),
+    // Look only: a doctor that created a CA would hide the missing one it is asked about.
+    const loaded = await loadOrCreateCa({ stateDir: config.stateDir, permittedDomains: nameConstraintDomains(config.policy.catalogue), create: false,
       ...(config.ca.cert !== undefined ? { certFile: config.ca.cert, keyFile: config.ca.key } : {}) });
-    check(true, `interception CA: ${loaded.certFile}${loaded.created ? ' (created now)' : ''}`);
-    const { X509Certificate } = await import('node:crypto');
+    check(true, `interception CA: ${loaded.certFile}`);
     const cert = new X509Certificate(loaded.ca.certPem);
     const daysLeft = Math.floor((Date.parse(cert.validTo) - Date.now()) / 86_400_000);
     check(daysLeft > 30, `CA valid for ${daysLeft} more days`);
@@ -296,8 +315,10 @@ export async function program(argv: string[]) {
       .demandCommand(1, 'name a ca command: init'))
     .command('env', 'print shell lines that point clients at the proxy and its CA', {}, (a) => env(a as CommonArgs))
     .command('config', 'work with config files', (y) => y
-      .command('check <file>', 'validate a config file and print it normalised', (z) => z.positional('file', { type: 'string', demandOption: true }),
-        (a) => configCheck(String(a.file), a as CommonArgs))
+      .command('check <file>', 'validate a config file and print it normalised (every fault, with its path)', (z) => z.positional('file', { type: 'string', demandOption: true })
+        .option('offline', { type: 'boolean', describe: 'do not read secrets kept elsewhere (passwordFile, passwordEnv, upstream.ca)' })
+        .option('json', { type: 'boolean', describe: 'print the result as JSON' }),
+      (a) => configCheck(String(a.file), a as CommonArgs & { offline?: boolean; json?: boolean }))
       .demandCommand(1, 'name a config command: check'))
     .command('explain <url>', 'what the proxy would do with a request to a URL, and why', (y) => y
       .positional('url', { type: 'string', demandOption: true })

@@ -15,10 +15,13 @@ import { appsSchema, buildUsageConfig, describeStore, usageSchema, type UsageCon
 /** A configuration fault: the path of the offending field and what is wrong with it. */
 export class ConfigError extends Error {
   readonly path: string;
-  constructor(path: string, message: string) {
+  /** Every fault found in the same pass (the schema reports all at once); this error is the first. */
+  readonly all: readonly { readonly path: string; readonly message: string }[];
+  constructor(path: string, message: string, all?: readonly { readonly path: string; readonly message: string }[]) {
     super(`${path}: ${message}`);
     this.name = 'ConfigError';
     this.path = path;
+    this.all = all ?? [{ path, message }];
   }
 }
 
@@ -155,6 +158,9 @@ const schema = z.strictObject({
 
 type RawConfig = z.infer<typeof schema>;
 
+/** The zod schema of a config file: the source of config/mde-partner-proxy.schema.json and docs/configuration.md. */
+export const configSchema: z.ZodType = schema;
+
 /** Formats a zod issue path as `products[0].company`. */
 function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
@@ -198,17 +204,19 @@ interface BuildContext {
   readonly env: NodeJS.ProcessEnv;
   /** Resolves a path in the document against the config file's directory. */
   readonly fromBase: (p: string) => string;
+  /** config check --offline: secrets that live elsewhere (passwordFile, passwordEnv, upstream.ca) are not read. */
+  readonly offline: boolean;
 }
 
-/** Validates the document against the schema; the first issue becomes a ConfigError with its path. */
+/** Validates the document against the schema; every issue is in the ConfigError (paths included), the first is its message. */
 function parseRaw(doc: unknown): RawConfig {
   const parsed = schema.safeParse(doc ?? { version: 1 });
   if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0]!;
-  const path = [...issue.path];
-  if (issue.code === 'unrecognized_keys') path.push(issue.keys[0]!);
-  const message = issue.code === 'unrecognized_keys' ? 'unknown key' : issue.message;
-  throw new ConfigError(formatPath(path), message);
+  // Every issue of the pass, so `config check` can name them all; the first is the error's own.
+  const all = parsed.error.issues.flatMap((issue) => issue.code === 'unrecognized_keys'
+    ? issue.keys.map((key) => ({ path: formatPath([...issue.path, key]), message: 'unknown key' }))
+    : [{ path: formatPath(issue.path), message: issue.message }]);
+  throw new ConfigError(all[0]!.path, all[0]!.message, all);
 }
 
 /** A product's proxy credentials, the password read from the file, the environment or the document. */
@@ -218,6 +226,7 @@ function buildCredentials(c: NonNullable<RawConfig['products']>[number]['credent
   if (c.username.includes(':')) throw new ConfigError(`products[${i}].credentials.username`, 'must not contain ":" (RFC 7617)');
   let password: string;
   if ('password' in c) password = c.password;
+  else if (ctx.offline) password = OFFLINE_SECRET;
   else if ('passwordFile' in c) password = readSecretFile(ctx.fromBase(c.passwordFile), `products[${i}].credentials.passwordFile`);
   else {
     const v = ctx.env[c.passwordEnv];
@@ -295,7 +304,7 @@ function buildUpstream(raw: RawConfig['upstream'], ctx: BuildContext): Config['u
     proxy = { host: t.host, port: t.port };
   }
   const caFiles = raw.ca === undefined ? [] : (Array.isArray(raw.ca) ? raw.ca : [raw.ca]).map(ctx.fromBase);
-  const ca = caFiles.map((f, i) => {
+  const ca = ctx.offline ? [] : caFiles.map((f, i) => {
     const text = readSecretFile(f, Array.isArray(raw.ca) ? `upstream.ca[${i}]` : 'upstream.ca');
     if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError('upstream.ca', `${f} holds no PEM certificate`);
     return text;
@@ -357,8 +366,8 @@ function buildListeners(raw: RawConfig, ctx: BuildContext): Pick<Config, 'listen
  * Turns a document (already parsed from YAML) plus overrides into a validated, frozen Config: one
  * builder per section, called in a fixed order so the first fault reported is always the same.
  */
-export function buildConfig(doc: unknown, opts: { source: string; baseDir: string; overrides?: ConfigOverrides; env?: NodeJS.ProcessEnv }): Config {
-  const ctx: BuildContext = { overrides: opts.overrides ?? {}, env: opts.env ?? process.env, fromBase: (p) => resolvePath(opts.baseDir, p) };
+export function buildConfig(doc: unknown, opts: { source: string; baseDir: string; overrides?: ConfigOverrides; env?: NodeJS.ProcessEnv; offline?: boolean }): Config {
+  const ctx: BuildContext = { overrides: opts.overrides ?? {}, env: opts.env ?? process.env, fromBase: (p) => resolvePath(opts.baseDir, p), offline: opts.offline === true };
   const raw = parseRaw(doc);
   const { products, exampleIdentity } = buildProducts(raw, ctx);
   const resolve = buildResolve(raw.upstream.resolve);
@@ -399,9 +408,12 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
   });
 }
 
-/** Reads and validates a YAML config file (or the embedded default when file is undefined). */
-export function loadConfig(file: string | undefined, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env): Config {
-  if (file === undefined) return buildConfig({ version: 1 }, { source: 'embedded default', baseDir: process.cwd(), overrides, env });
+/** The password a credential gets when `config check --offline` does not read its file or variable. */
+export const OFFLINE_SECRET = '<not read: --offline>';
+
+/** Reads and validates a YAML config file (or the embedded default when file is undefined); offline skips secrets kept elsewhere. */
+export function loadConfig(file: string | undefined, overrides: ConfigOverrides = {}, env: NodeJS.ProcessEnv = process.env, opts: { offline?: boolean } = {}): Config {
+  if (file === undefined) return buildConfig({ version: 1 }, { source: 'embedded default', baseDir: process.cwd(), overrides, env, ...opts });
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -410,11 +422,33 @@ export function loadConfig(file: string | undefined, overrides: ConfigOverrides 
   }
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true });
   if (doc.errors.length > 0) {
-    const e = doc.errors[0]!;
-    const where = e.linePos?.[0] ? ` line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
-    throw new ConfigError(`(yaml${where})`, e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''));
+    const all = doc.errors.map((e) => ({
+      path: `(yaml${e.linePos?.[0] ? ` line ${e.linePos[0].line}, column ${e.linePos[0].col}` : ''})`,
+      message: e.message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, ''),
+    }));
+    throw new ConfigError(all[0]!.path, all[0]!.message, all);
   }
-  return buildConfig(doc.toJS(), { source: resolvePath(file), baseDir: dirname(resolvePath(file)), overrides, env });
+  return buildConfig(doc.toJS(), { source: resolvePath(file), baseDir: dirname(resolvePath(file)), overrides, env, ...opts });
+}
+
+/**
+ * The Config as a config file again (`config check` prints it): every default filled in, paths
+ * absolute, passwords replaced by '<redacted>', and valid against the schema, so the output passes
+ * `config check` itself.
+ */
+export function normaliseConfig(config: Config): Record<string, unknown> {
+  const described: Record<string, unknown> = { ...describeConfig(config) };
+  delete described['source'];
+  if (config.ca.cert === undefined) delete described['ca'];
+  return {
+    ...described,
+    products: config.policy.products.map((x) => ({
+      id: x.id, company: x.company, product: x.product, version: x.version,
+      ...(x.credentials ? { credentials: { username: x.credentials.username, password: '<redacted>' } } : {}),
+      ...(x.apps && x.apps.length > 0 ? { apps: [...x.apps] } : {}),
+    })),
+    limits: { ...config.limits },
+  };
 }
 
 /** A plain, secret-free view of a Config for `config check` and `explain`. */

@@ -37,6 +37,14 @@ export interface ExchangeEvent {
   readonly mode: RequestMode;
   /** Destination host name (logs only, never a metric label). */
   readonly host: string;
+  /** Destination port; absent when the request was refused before its target was known. */
+  readonly port?: number;
+  /** The request path as sent upstream, query included (logs cut the query; never a metric label). */
+  readonly path?: string;
+  /** Request body bytes the client declared in Content-Length, when it sent one. */
+  readonly requestBodyBytes?: number;
+  /** Response body bytes relayed from the upstream to the client. */
+  readonly responseBodyBytes?: number;
   /** The User-Agent the client sent (untrusted; logs truncate it). */
   readonly userAgent: string | undefined;
   /** Milliseconds from the request head to the end of the response (or the failure). */

@@ -90,10 +90,15 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
   const raw = req.rawHeaders;
   const uaCount = countHeader(raw, 'user-agent');
   // Several User-Agent fields are joined, which never parses as a single compliant token.
+  const declared = getHeader(raw, 'content-length');
+  const requestBodyBytes = declared !== undefined && /^\d{1,15}$/.test(declared) ? Number(declared) : undefined;
   const userAgent = uaCount <= 1 ? getHeader(raw, 'user-agent') : raw.filter((_, i) => i % 2 === 1 && raw[i - 1]!.toLowerCase() === 'user-agent').join(', ');
 
   let product: Product | undefined = ctx.product;
   let host = ctx.origin?.host ?? '';
+  let port: number | undefined;
+  let path: string | undefined;
+  let responseBodyBytes: number | undefined;
   let api = 'other';
   let action: RequestAction | 'passed' = 'passed';
   let reason = 'refused';
@@ -113,6 +118,10 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
       mode: ctx.mode, host, userAgent, durationMs: performance.now() - start, client,
       tenant: attribution.tenant, app: attribution.app, appName: attribution.appName,
       ...(retryAfter !== undefined ? { retryAfter } : {}),
+      ...(port !== undefined ? { port } : {}),
+      ...(path !== undefined ? { path } : {}),
+      ...(requestBodyBytes !== undefined ? { requestBodyBytes } : {}),
+      ...(responseBodyBytes !== undefined ? { responseBodyBytes } : {}),
       ...(error !== undefined ? { error } : {}),
       ...(aborted ? { aborted } : {}),
     });
@@ -132,6 +141,8 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
     }
     const { target } = resolved;
     host = target.host;
+    port = target.port;
+    path = target.path;
     const kind = hostKind(policy.catalogue, target.host);
     // The bearer token names the tenant and application of a Microsoft API call (never stored or changed).
     const attributed = kind === 'api' || kind === 'graph' ? attributions.attribute(getHeader(raw, 'authorization')) : UNKNOWN_ATTRIBUTION;
@@ -169,6 +180,7 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
       },
       onResponseStart(c, statusCode, _headers, statusText) {
         if (statusCode < 200) return; // 1xx interim responses are not relayed.
+        responseBodyBytes = 0;
         // The raw pairs keep the origin's header names and order; the parsed object is not used.
         const headers = buildResponseHeaders(rawPairs(c.rawHeaders));
         if (statusCode === 429) retryAfter = parseRetryAfter(getHeader(headers, 'retry-after'), Date.now());
@@ -181,6 +193,7 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
         res.on('drain', () => c.resume());
       },
       onResponseData(c, chunk) {
+        responseBodyBytes = (responseBodyBytes ?? 0) + chunk.length;
         if (held !== undefined) {
           held.chunks.push(chunk);
           return;

@@ -1,6 +1,7 @@
 // Structured logs: pino JSON on stdout, written asynchronously so the request path never waits on a
-// slow pipe, and an observer that writes one canonical line per exchange and per CONNECT decision.
-// Nothing here ever logs a header block: an Authorization value or a password cannot reach a line.
+// slow pipe, and an observer that writes one access line per exchange and one per tunnel when it
+// ends. Nothing here ever logs a header block or a query string: of the headers only the truncated
+// User-Agent reaches a line, so an Authorization value or a password cannot.
 
 import pino from 'pino';
 import type { ConnectionRefusedEvent, ExchangeEvent, ProxyObserver, TunnelEvent } from './events.js';
@@ -13,40 +14,49 @@ export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info'
 /** Longest untrusted value (User-Agent, host) written to a line; longer ones are cut. */
 export const MAX_LOGGED_VALUE = 256;
 
-/** The log field names; the same words appear in every line so queries survive refactors. */
+/**
+ * The log field names; the same words appear in every line so queries survive refactors. Where
+ * OpenTelemetry's semantic conventions name a field (client.address, http.request.method,
+ * server.address, http.response.status_code, url.path, user_agent.original, error.type, …), the
+ * line uses that name, so collectors and log backends map it without a rename; the proxy's own
+ * concepts (product, api, action, reason, mode, outcome) keep plain names.
+ */
 export const LOG_FIELDS = {
   event: 'event',
   product: 'product',
   api: 'api',
-  method: 'method',
-  status: 'status',
   action: 'action',
   reason: 'reason',
   mode: 'mode',
-  host: 'host',
-  port: 'port',
-  userAgent: 'userAgent',
-  durationMs: 'durationMs',
-  error: 'error',
-  aborted: 'aborted',
-  client: 'client',
   outcome: 'outcome',
-  bytesFromClient: 'bytesFromClient',
-  bytesToClient: 'bytesToClient',
+  method: 'http.request.method',
+  status: 'http.response.status_code',
+  host: 'server.address',
+  port: 'server.port',
+  path: 'url.path',
+  userAgent: 'user_agent.original',
+  client: 'client.address',
+  requestBodySize: 'http.request.body.size',
+  responseBodySize: 'http.response.body.size',
+  durationMs: 'duration_ms',
+  error: 'error.type',
+  aborted: 'aborted',
+  bytesFromClient: 'bytes_from_client',
+  bytesToClient: 'bytes_to_client',
   result: 'result',
   code: 'code',
   listener: 'listener',
   limit: 'limit',
 } as const;
 
-/** Values of the `event` field: what kind of line this is. */
+/** Values of the `event` field, kebab-case as everywhere in the logs: what kind of line this is. */
 export const LOG_EVENTS = {
   exchange: 'exchange',
   tunnel: 'tunnel',
-  configReload: 'configReload',
-  certificateIssued: 'certificateIssued',
-  upstreamError: 'upstreamError',
-  connectionsRefused: 'connectionsRefused',
+  configReload: 'config-reload',
+  certificateIssued: 'certificate-issued',
+  upstreamError: 'upstream-error',
+  connectionsRefused: 'connections-refused',
 } as const;
 
 /** Paths censored if any module ever logs an object carrying credentials; belt and braces. */
@@ -118,6 +128,13 @@ export function truncate(value: string | undefined): string | undefined {
   return value !== undefined && value.length > MAX_LOGGED_VALUE ? value.slice(0, MAX_LOGGED_VALUE) : value;
 }
 
+/** The path without its query (which may carry filters or identifiers nobody asked to log), cut short. */
+export function logPath(path: string | undefined): string | undefined {
+  if (path === undefined) return undefined;
+  const q = path.indexOf('?');
+  return truncate(q === -1 ? path : path.slice(0, q));
+}
+
 // An upstream fault is worth a warning; a refusal by the proxy (407, 403, 400) or a client abort is not.
 const isUpstreamFailure = (e: ExchangeEvent): boolean =>
   e.error !== undefined && (e.error.startsWith('Upstream') || e.status >= 500);
@@ -130,17 +147,21 @@ export function createLogObserver(logger: pino.Logger): ProxyObserver {
     exchangeEnd: (e: ExchangeEvent) => {
       const line: Record<string, unknown> = {
         [F.event]: LOG_EVENTS.exchange,
+        [F.client]: e.client,
+        [F.method]: truncate(e.method),
+        [F.host]: truncate(e.host),
+        [F.port]: e.port,
+        [F.path]: logPath(e.path),
+        [F.status]: e.status,
+        [F.durationMs]: Math.round(e.durationMs * 1000) / 1000,
+        [F.requestBodySize]: e.requestBodyBytes,
+        [F.responseBodySize]: e.responseBodyBytes,
         [F.product]: e.product,
         [F.api]: e.api,
-        [F.method]: truncate(e.method),
-        [F.status]: e.status,
         [F.action]: e.action,
         [F.reason]: e.reason,
         [F.mode]: e.mode,
-        [F.host]: truncate(e.host),
         [F.userAgent]: truncate(e.userAgent),
-        [F.client]: e.client,
-        [F.durationMs]: Math.round(e.durationMs * 1000) / 1000,
       };
       if (e.error !== undefined) line[F.error] = e.error;
       if (e.aborted === true) line[F.aborted] = true;
@@ -150,16 +171,17 @@ export function createLogObserver(logger: pino.Logger): ProxyObserver {
     tunnelEnd: (e: TunnelEvent) => {
       const line: Record<string, unknown> = {
         [F.event]: LOG_EVENTS.tunnel,
-        [F.action]: e.action,
-        [F.outcome]: e.outcome,
-        [F.reason]: e.reason,
-        [F.product]: e.product,
+        [F.client]: e.client,
+        [F.method]: 'CONNECT',
         [F.host]: truncate(e.host),
         [F.port]: e.port,
-        [F.client]: e.client,
         [F.durationMs]: Math.round(e.durationMs * 1000) / 1000,
         [F.bytesFromClient]: e.bytesFromClient,
         [F.bytesToClient]: e.bytesToClient,
+        [F.product]: e.product,
+        [F.action]: e.action,
+        [F.outcome]: e.outcome,
+        [F.reason]: e.reason,
       };
       if (e.error !== undefined) line[F.error] = e.error;
       if (e.outcome === 'failed') logger.warn(line, LOG_EVENTS.tunnel);

@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 
 import { ERRORS } from './errors.js';
 import type { ExchangeEvent, ProxyObserver, ReloadResult, RequestAction, TunnelAction, TunnelEvent } from './events.js';
 
-/** Prefix of every metric name, the default process metrics included. */
+/** Prefix of the proxy's own metric names; prom-client's default process metrics stay unprefixed. */
 export const METRIC_PREFIX = 'mde_partner_proxy_';
 
 /** Product label for callers bound to no configured product (and for any unknown id). */
@@ -38,6 +38,8 @@ export interface Metrics {
   readonly registry: Registry;
   /** Replace the configured product ids (on config reload); ids no longer configured count as 'unregistered'. */
   setProducts(ids: readonly string[]): void;
+  /** Set the interception CA's notAfter (at start and whenever the CA is loaded again). */
+  setCaExpiry(notAfter: Date): void;
   /** Counts one failed usage store operation (usage_store_errors_total). */
   usageStoreError(): void;
 }
@@ -67,7 +69,7 @@ export interface MetricsOptions {
   /** The bounded API label set (catalogue.API_LABELS); 'other' is always included. */
   apiLabels: readonly string[];
   version: string;
-  /** Register prom-client's default process metrics with the same prefix; default true. */
+  /** Register prom-client's default process metrics (process_*, nodejs_*, unprefixed); default true. */
   collectDefault?: boolean;
   /** Upstream error codes that keep their own label; default UPSTREAM_ERROR_CODES. */
   upstreamErrorCodes?: readonly string[];
@@ -145,6 +147,11 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     registers,
   });
   buildInfo.set({ version: opts.version, node: process.version }, 1);
+  const caExpiry = new Gauge({
+    name: `${METRIC_PREFIX}ca_expiry_timestamp_seconds`,
+    help: 'When the interception CA certificate expires (notAfter), as a Unix timestamp (0 until the CA is loaded); alert well before it.',
+    registers,
+  });
 
   const tenantRequests = new Counter({
     name: `${METRIC_PREFIX}tenant_requests_total`,
@@ -182,7 +189,9 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   for (const result of RELOAD_RESULTS) reloads.labels({ result }).inc(0);
   for (const code of errorCodes) upstreamErrors.labels({ code }).inc(0);
 
-  if (opts.collectDefault ?? true) collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  // Unprefixed, as every Prometheus client library names them, so stock Node.js dashboards and
+  // process alerts work without rewriting queries.
+  if (opts.collectDefault ?? true) collectDefaultMetrics({ register: registry });
 
   const bound = (set: ReadonlySet<string>, value: unknown, fallback: string): string =>
     typeof value === 'string' && set.has(value) ? value : fallback;
@@ -226,6 +235,9 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     registry,
     setProducts(ids: readonly string[]): void {
       products = new Set([...ids, UNREGISTERED_PRODUCT]);
+    },
+    setCaExpiry(notAfter: Date): void {
+      if (Number.isFinite(notAfter.getTime())) caExpiry.set(notAfter.getTime() / 1000);
     },
     usageStoreError(): void {
       usageStoreErrors.inc();

@@ -1,6 +1,7 @@
 // createProxy(config, {observer}) → listeners wired to the one request path.
 // The forward listener takes absolute-form requests and CONNECT; each reverse route has its own.
 // runProxy(config, …) is the whole running proxy of `start`: observers, admin, reload and drain.
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, watch } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
 import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
@@ -183,7 +184,12 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     res.once('close', () => {
       inFlight.delete(res);
       open.delete(res);
-      if (open.size === 0 && refusing.has(socket)) (socket as Socket).destroySoon();
+      // A plain tunnel's stream is a Duplex without destroySoon: end it, as Node itself does.
+      if (open.size === 0 && refusing.has(socket)) {
+        const s = socket as Duplex & { destroySoon?: () => void };
+        if (typeof s.destroySoon === 'function') s.destroySoon();
+        else s.end();
+      }
       if (draining) setImmediate(closeIdle);
     });
   };
@@ -369,6 +375,7 @@ export async function runProxy(config: Config, opts: RunOptions): Promise<Runnin
     say(`WARNING: ${warning}`);
   }
   const proxy = await createProxy(config, { observer });
+  metrics.setCaExpiry(new Date(new X509Certificate(proxy.ca.ca.certPem).validTo));
   let current = config;
   const routes = usageRoutes(recorder, { logger });
   routes.set('/report', createReportRoute({ source: recorder, facts: () => staticFacts(current, proxy.ca.ca.certPem, opts.version) }));

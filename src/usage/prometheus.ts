@@ -129,6 +129,24 @@ function add(map: Map<string, Record<string, string | number>>, keys: Record<str
 }
 
 const toPoints = (m: Matrix): [number, number][] => m.values.map(([t, v]) => [t, Number(v)]);
+
+/**
+ * A query_range whose last point is the period's end: the steps stop up to one step before it, and
+ * the calls counted since then (a whole step of them) would be missing. An instant query at the end
+ * supplies that point, also for a series born inside the last step.
+ */
+async function withEndPoint(api: ReturnType<typeof client>, query: string, startS: number, endS: number, stepS: number): Promise<Matrix[]> {
+  const [matrix, last] = await Promise.all([api.range(query, startS, endS, stepS), api.instant(query, endS)]);
+  const byLabels = new Map(matrix.map((m) => [JSON.stringify(Object.entries(m.metric).sort()), { metric: m.metric, values: [...m.values] }]));
+  for (const v of last) {
+    const key = JSON.stringify(Object.entries(v.metric).sort());
+    const series = byLabels.get(key) ?? { metric: v.metric, values: [] };
+    const lastT = series.values.at(-1)?.[0];
+    if (lastT === undefined || lastT < v.value[0]) series.values.push(v.value);
+    byLabels.set(key, series);
+  }
+  return [...byLabels.values()];
+}
 const dayOf = (tS: number): string => new Date((tS - 1) * 1000).toISOString().slice(0, 10);
 
 /** Everything the report needs for the period, from Prometheus; the replicas' versions on the side. */
@@ -148,8 +166,8 @@ export async function rowsFromPrometheus(source: PrometheusSource, range: TimeRa
   const dayStep = stepFor(rangeS, MAX_POINTS_DAYS);
   const tenantStep = stepFor(rangeS, MAX_POINTS_TENANTS);
   const [requests, tenantSeries, utilisation, builds] = await Promise.all([
-    api.range(requestsQuery, startS, endS, dayStep),
-    api.range(tenantsQuery, startS, endS, tenantStep),
+    withEndPoint(api, requestsQuery, startS, endS, dayStep),
+    withEndPoint(api, tenantsQuery, startS, endS, tenantStep),
     api.instant(`max by (product, group, window) (max_over_time(${PREFIX}rate_limit_utilization[${window}]))`, endS),
     api.instant(`max by (job, instance, version) (max_over_time(${PREFIX}build_info[${window}]))`, endS),
   ]);
@@ -165,7 +183,7 @@ export async function rowsFromPrometheus(source: PrometheusSource, range: TimeRa
     if (total === 0) continue;
     add(products, { product }, action, effectiveClass, total);
     add(apis, { product, api: apiLabel }, action, effectiveClass, total);
-    for (const [t, n] of byTime) add(days, { product, day: dayOf(t) }, action, effectiveClass, n);
+    for (const [t, n] of byTime) add(days, { product, day: dayOf(Math.min(t, endS)) }, action, effectiveClass, n);
   }
   const tenants = new Map<string, Record<string, string | number>>();
   for (const series of tenantSeries) {

@@ -3,6 +3,7 @@
 // echo origin behind upstream.resolve: the printed trust step works with curl, environment variables
 // are honoured, SIGTERM drains and SIGHUP reloads. Every wait polls against a deadline.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -227,13 +228,13 @@ describe('config check', () => {
     }
     const printed = parse(r.stdout) as Record<string, unknown>;
     expect(printed['products']).toEqual([
-      { id: 'cognito', userAgent: EXAMPLE_UA, credentials: { username: 'cognito', password: '<redacted>' } },
-      { id: 'sandbox', userAgent: 'MdePartner-JoeSecurity-JoeSecuritySandbox-AzureFunctionApp/4.4.1', credentials: { username: 'sandbox', password: '<redacted>' } },
-      { id: 'scanner', userAgent: FABRIKAM_UA, credentials: { username: 'scanner', password: '<redacted>' } },
+      { id: 'cognito', company: 'Contoso', product: 'ContosoCognito', version: '1.0.0', credentials: { username: 'cognito', password: '<redacted>' } },
+      { id: 'sandbox', company: 'JoeSecurity', product: 'JoeSecuritySandbox-AzureFunctionApp', version: '4.4.1', credentials: { username: 'sandbox', password: '<redacted>' } },
+      { id: 'scanner', company: 'Fabrikam', product: 'Scanner', version: '2.0.0', credentials: { username: 'scanner', password: '<redacted>' } },
     ]);
+    expect(r.stdout).toContain(`# normalised from ${join(FIXTURES, 'valid-full.yaml')}`);
     expect(printed).toMatchObject({
       version: 1,
-      source: join(FIXTURES, 'valid-full.yaml'),
       stateDir: join(FIXTURES, 'state'), // relative paths resolve against the config file
       policy: { mode: 'reject', rewrite: 'prepend' },
       clouds: ['commercial', 'gcc'],
@@ -243,6 +244,42 @@ describe('config check', () => {
       access: { connectPorts: [443, 8443] },
       log: { level: 'warn' },
     });
+  });
+
+  it('reports every mistake with its path: five mistakes, five errors, exit 2', async () => {
+    const r = await cli(['config', 'check', join(FIXTURES, 'invalid-five-mistakes.yaml')]);
+    expect(r.code).toBe(2);
+    const paths = r.stderr.trim().split('\n').map((l) => /^mde-partner-proxy: invalid configuration: (\S+): /.exec(l)?.[1]);
+    expect(paths.sort()).toEqual(['clouds[1]', 'colour', 'policy.mode', 'products[0].id', 'timeouts.connect']);
+    const json = await cli(['config', 'check', '--json', join(FIXTURES, 'invalid-five-mistakes.yaml')]);
+    expect(json.code).toBe(2);
+    const parsed = JSON.parse(json.stdout) as { valid: boolean; errors: { path: string; message: string }[] };
+    expect(parsed.valid).toBe(false);
+    expect(parsed.errors.map((e) => e.path).sort()).toEqual(paths.sort());
+  });
+
+  it('checks a Kubernetes config whose passwordFile is not on this machine with --offline', async () => {
+    const file = join(ROOT, 'config', 'kubernetes', 'overlays', 'shared', 'config.yaml');
+    const online = await cli(['config', 'check', file]);
+    expect(online.code).toBe(2);
+    expect(online.stderr).toMatch(/products\[0\]\.credentials\.passwordFile: cannot read \/etc\/mde-partner-proxy\/credentials\/threatsync/);
+    const offline = await cli(['config', 'check', '--offline', file]);
+    expect(offline.stderr).toBe('');
+    expect(offline.code).toBe(0);
+    expect((parse(offline.stdout) as { products: unknown[] }).products).toHaveLength(2);
+  });
+
+  it.each([['valid-full.yaml'], ['valid-minimal.yaml']])('prints for %s a normalised config that passes config check and normalises to itself', async (name) => {
+    const env = { FIXTURE_SCANNER_PASSWORD: 'fixture-env-password-4242' };
+    const first = await cli(['config', 'check', join(FIXTURES, name)], env);
+    expect(first.code).toBe(0);
+    const copy = join(tmp('normalised'), 'normalised.yaml');
+    writeFileSync(copy, first.stdout);
+    const second = await cli(['config', 'check', copy], env);
+    expect(second.stderr).toBe('');
+    expect(second.code).toBe(0);
+    const body = (out: string): string => out.split('\n').filter((l) => !l.startsWith('# normalised from')).join('\n');
+    expect(body(second.stdout)).toBe(body(first.stdout));
   });
 
   it('fills in the defaults of a minimal config', async () => {
@@ -332,6 +369,35 @@ describe('env', () => {
     for (const name of ['CURL_CA_BUNDLE', 'REQUESTS_CA_BUNDLE', 'SSL_CERT_FILE']) expect([name, vars.get(name)]).toEqual([name, join(dir, 'ca-bundle.pem')]);
     expect(vars.get('NODE_EXTRA_CA_CERTS')).toBe(join(dir, 'ca.pem'));
     expect(readFileSync(join(dir, 'ca-bundle.pem'), 'utf8')).toContain(readFileSync(join(dir, 'ca.pem'), 'utf8').trim());
+  });
+
+  it('builds ca-bundle.pem from the roots SSL_CERT_FILE names, not from a fixed Debian path', async () => {
+    const dir = tmp('env-roots');
+    const roots = join(dir, 'roots.pem');
+    writeFileSync(roots, (await testPki()).msRoot.certPem);
+    const r = await cli(['env', '--state-dir', dir], { SSL_CERT_FILE: roots });
+    expect(r.code).toBe(0);
+    const certs = readFileSync(join(dir, 'ca-bundle.pem'), 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g);
+    expect(certs).toEqual([(await testPki()).msRoot.certPem.trim(), readFileSync(join(dir, 'ca.pem'), 'utf8').trim()]);
+  });
+});
+
+describe('doctor', () => {
+  it('only looks: with no CA yet it reports the missing CA with the fix, and creates nothing', async () => {
+    const dir = join(tmp('doctor'), 'state');
+    const r = await cli(['doctor', '--state-dir', dir, '--user-agent', FABRIKAM_UA]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^FAIL .*interception CA.*no interception CA yet.*ca init/m);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('reports the CA created by ca init as present, without replacing it', async () => {
+    const dir = join(tmp('doctor'), 'state');
+    expect((await cli(['ca', 'init', '--state-dir', dir])).code).toBe(0);
+    const before = readFileSync(join(dir, 'ca.pem'), 'utf8');
+    const r = await cli(['doctor', '--state-dir', dir, '--user-agent', FABRIKAM_UA]);
+    expect(r.stdout).toMatch(new RegExp(`^ok +interception CA: ${join(dir, 'ca.pem').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'));
+    expect(readFileSync(join(dir, 'ca.pem'), 'utf8')).toBe(before);
   });
 });
 
@@ -425,8 +491,39 @@ describe('start on the embedded identity', () => {
     expect(headerValues((JSON.parse(r.stdout) as { rawHeaders: string[] }).rawHeaders, 'user-agent')).toEqual([EXAMPLE_UA]);
   });
 
+  it('writes one access line per exchange and one per tunnel end, with OpenTelemetry names and no header values but the User-Agent', async () => {
+    const before = logLines(p.stdout()).length;
+    const r = await run('curl', ['-sS', '--fail-with-body', '--proxy', p.proxyUrl, '--cacert', p.caFile, '-H', 'Authorization: Bearer eyJsecret.token', '-A', 'curl/8.5.0',
+      'https://api.security.microsoft.com/api/alerts?$top=1&code=s3cr3t']);
+    expect(r.code).toBe(0);
+    const fresh = (): Record<string, unknown>[] => logLines(p.stdout()).slice(before);
+    const tunnel = await until(() => fresh().find((l) => l['event'] === 'tunnel'), () => `a tunnel line in\n${p.stdout()}`);
+    const exchanges = fresh().filter((l) => l['event'] === 'exchange');
+    expect(exchanges).toHaveLength(1);
+    expect(exchanges[0]).toMatchObject({
+      'client.address': '127.0.0.1', 'http.request.method': 'GET', 'server.address': 'api.security.microsoft.com', 'server.port': 443,
+      'url.path': '/api/alerts', 'http.response.status_code': 200, product: 'default', api: 'alerts', action: 'rewritten', mode: 'intercept',
+      'user_agent.original': 'curl/8.5.0',
+    });
+    expect(exchanges[0]!['http.response.body.size']).toBeGreaterThan(0);
+    expect(typeof exchanges[0]!['duration_ms']).toBe('number');
+    expect(tunnel).toMatchObject({ 'client.address': '127.0.0.1', 'http.request.method': 'CONNECT', 'server.address': 'api.security.microsoft.com', action: 'intercepted', outcome: 'closed' });
+    expect(tunnel['bytes_to_client']).toBeGreaterThan(0);
+    const text = JSON.stringify(fresh());
+    expect(text).not.toMatch(/eyJsecret|s3cr3t|\$top/);
+  });
+
   it('is ready on /readyz', async () => {
     expect((await adminGet(p.adminUrl!, '/readyz')).status).toBe(200);
+  });
+
+  it('exports the CA expiry from its own CA and the unprefixed process metrics', async () => {
+    const text = (await adminGet(p.adminUrl!, '/metrics')).text;
+    const notAfter = Date.parse(new X509Certificate(readFileSync(p.caFile)).validTo) / 1000;
+    expect(counter(text, 'mde_partner_proxy_ca_expiry_timestamp_seconds')).toBe(notAfter);
+    expect(text).toMatch(/^process_cpu_seconds_total /m);
+    expect(text).toMatch(/^nodejs_eventloop_lag_seconds /m);
+    expect(text).not.toMatch(/^mde_partner_proxy_(process|nodejs)_/m);
   });
 
   // Last in this block: it stops the process.

@@ -24,8 +24,8 @@ afterAll(async () => {
   await plainOrigin.close();
 });
 
-type Path = 'forward' | 'intercept' | 'reverse';
-const PATHS: Path[] = ['forward', 'intercept', 'reverse'];
+type Path = 'forward' | 'intercept' | 'reverse' | 'plain-tunnel';
+const PATHS: Path[] = ['forward', 'intercept', 'reverse', 'plain-tunnel'];
 
 /** A connection on a path and the request-target that path takes for a given origin path. */
 async function open(path: Path): Promise<{ socket: Socket | TLSSocket; target: (p: string) => string; origin: Origin }> {
@@ -33,6 +33,10 @@ async function open(path: Path): Promise<{ socket: Socket | TLSSocket; target: (
     return { socket: connect(proxy.port, '127.0.0.1'), target: (p) => `http://api.security.microsoft.com${p}`, origin: plainOrigin };
   }
   if (path === 'reverse') return { socket: connect(proxy.reversePorts[0]!, '127.0.0.1'), target: (p) => p, origin: tlsOrigin };
+  if (path === 'plain-tunnel') {
+    const { socket } = await openTunnel(proxy.port, 'CONNECT api.security.microsoft.com:80 HTTP/1.1\r\nHost: api.security.microsoft.com:80\r\n\r\n');
+    return { socket, target: (p) => p, origin: plainOrigin };
+  }
   const { socket } = await openTunnel(proxy.port, 'CONNECT api.security.microsoft.com:443 HTTP/1.1\r\nHost: api.security.microsoft.com:443\r\n\r\n');
   const tls = await tlsOver(socket, { servername: 'api.security.microsoft.com', ca: proxy.caPem });
   return { socket: tls, target: (p) => p, origin: tlsOrigin };

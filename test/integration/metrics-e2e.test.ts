@@ -214,7 +214,7 @@ describe('a known set of requests', () => {
     // but parses; test/unit/metrics.test.ts pins that list. Anything else is a finding.
     const knownLint = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
     const result = await promtoolCheckMetrics(text);
-    const problems = (result.stdout + result.stderr).split('\n').filter((l) => l.trim() !== '' && !knownLint.some((n) => l.startsWith(`${P}${n} `)));
+    const problems = (result.stdout + result.stderr).split('\n').filter((l) => l.trim() !== '' && !knownLint.some((n) => l.startsWith(`${n} `)));
     expect(problems).toEqual([]);
     expect([0, 3]).toContain(result.code);
   });

@@ -83,8 +83,8 @@ describe('createLogObserver', () => {
       ['info', 'tunnel', 'tunnelled', 'closed'],
       ['warn', 'tunnel', 'tunnelled', 'failed'],
     ]);
-    expect(lines()[0]).toMatchObject({ host: '127.1', port: 443, error: 'DestinationDenied', durationMs: 0.25, bytesFromClient: 0, bytesToClient: 0 });
-    expect(lines()[1]).toMatchObject({ client: '10.1.2.3', durationMs: 120, bytesFromClient: 900, bytesToClient: 4200 });
+    expect(lines()[0]).toMatchObject({ 'server.address': '127.1', 'server.port': 443, 'error.type': 'DestinationDenied', duration_ms: 0.25, bytes_from_client: 0, bytes_to_client: 0 });
+    expect(lines()[1]).toMatchObject({ 'client.address': '10.1.2.3', 'http.request.method': 'CONNECT', duration_ms: 120, bytes_from_client: 900, bytes_to_client: 4200 });
     expect(lines()[1]).not.toHaveProperty(LOG_FIELDS.error);
   });
 
@@ -95,7 +95,32 @@ describe('createLogObserver', () => {
     expect(quiet.lines()).toEqual([]);
     const loud = capture('debug');
     createLogObserver(loud.logger).upstreamError?.('UpstreamReset');
-    expect(loud.lines()[0]).toMatchObject({ level: 'debug', event: 'upstreamError', code: 'UpstreamReset' });
+    expect(loud.lines()[0]).toMatchObject({ level: 'debug', event: 'upstream-error', code: 'UpstreamReset' });
+  });
+
+  it('names the access line\'s fields as OpenTelemetry does, with url.path cut before its query', () => {
+    const { logger, lines } = capture();
+    createLogObserver(logger).exchangeEnd?.(exchange({
+      client: '192.0.2.7', port: 443, path: '/api/machines?$filter=healthStatus%20eq%20%27Active%27&token=x', requestBodyBytes: 17, responseBodyBytes: 2048,
+    }));
+    expect(lines()[0]).toEqual({
+      level: 'info', time: expect.any(String), pid: process.pid, msg: 'exchange', event: 'exchange',
+      'client.address': '192.0.2.7', 'http.request.method': 'GET', 'server.address': 'api.security.microsoft.com', 'server.port': 443,
+      'url.path': '/api/machines', 'http.response.status_code': 200, duration_ms: 12.346,
+      'http.request.body.size': 17, 'http.response.body.size': 2048,
+      product: 'cognito', api: 'machines', action: 'rewritten', reason: 'user-agent-missing', mode: 'intercept',
+      'user_agent.original': 'python-requests/2.32.3',
+    });
+  });
+
+  it('uses one kebab-case style for every event name', () => {
+    const { logger, lines } = capture('debug');
+    const o = createLogObserver(logger);
+    o.exchangeEnd?.(exchange());
+    o.tunnelEnd?.(tunnelEvent());
+    o.certificateIssued?.('api.security.microsoft.com');
+    o.upstreamError?.('UpstreamReset');
+    expect(lines().map((l) => l['event'])).toEqual(['exchange', 'tunnel', 'certificate-issued', 'upstream-error']);
   });
 
   it('writes one warning per connection-limit episode, naming the listener and the limit', () => {
@@ -104,7 +129,7 @@ describe('createLogObserver', () => {
     for (const firstInEpisode of [true, false, false, true]) observer.connectionRefused?.({ listener: '127.0.0.1:3128', limit: 448, firstInEpisode });
     const out = lines();
     expect(out).toHaveLength(2);
-    expect(out[0]).toMatchObject({ level: 'warn', [LOG_FIELDS.event]: 'connectionsRefused', [LOG_FIELDS.listener]: '127.0.0.1:3128', [LOG_FIELDS.limit]: 448 });
+    expect(out[0]).toMatchObject({ level: 'warn', [LOG_FIELDS.event]: 'connections-refused', [LOG_FIELDS.listener]: '127.0.0.1:3128', [LOG_FIELDS.limit]: 448 });
   });
 
   it('writes the caller\'s address on the exchange line', () => {
