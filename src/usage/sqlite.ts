@@ -198,12 +198,31 @@ function sqliteWorker(load: NodeJS.Require): void {
     },
   };
 
+  // SQLite answers SQLITE_BUSY at once, without its busy handler, in a few cases (two connections
+  // switching a new file to WAL together, a WAL recovery in progress). Such a call is tried again
+  // until the busy timeout has passed; a transaction that failed was rolled back, so a retry is safe.
+  let busyTimeoutMs = 5000;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  const withRetry = <T>(fn: () => T): T => {
+    const deadline = Date.now() + busyTimeoutMs;
+    for (;;) {
+      try {
+        return fn();
+      } catch (e) {
+        const code = String((e as { code?: unknown }).code ?? '');
+        if (!code.startsWith('SQLITE_BUSY') || Date.now() >= deadline) throw e;
+        Atomics.wait(pause, 0, 0, 25); // the worker's own thread: nothing else waits on it
+      }
+    }
+  };
+
   parentPort!.on('message', (m: Request & { id: number }) => {
     try {
       if (db === undefined && m.op !== 'open' && m.op !== 'close') {
         throw Object.assign(new Error('the database is not open'), { code: 'StoreFailed' });
       }
-      const result = (ops[m.op] as (r: typeof m) => unknown)(m);
+      if (m.op === 'open') busyTimeoutMs = m.busyTimeoutMs;
+      const result = withRetry(() => (ops[m.op] as (r: typeof m) => unknown)(m));
       parentPort!.postMessage({ id: m.id, ok: true, result });
     } catch (e) {
       const error = classify(e);
@@ -221,7 +240,7 @@ export function createSqliteStore(options: SqliteStoreOptions): UsageStore {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3');
   let worker: Worker | undefined;
   let nextId = 1;
-  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
+  const pending = new Map<number, { op: string; resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
   let opened: Promise<void> | undefined;
   let suspectCorrupt = false;
   let closed = false;
@@ -240,7 +259,7 @@ export function createSqliteStore(options: SqliteStoreOptions): UsageStore {
       pending.delete(reply.id);
       if (pending.size === 0) w.unref();
       if (reply.ok) p.resolve(reply.result);
-      else p.reject(new UsageStoreError(reply.error.code, `usage store ${path}: ${reply.error.message}`));
+      else p.reject(new UsageStoreError(reply.error.code, `usage store ${path} (${p.op}): ${reply.error.message}`));
     });
     const gone = (cause: unknown): void => {
       if (worker !== w) return;
@@ -257,7 +276,7 @@ export function createSqliteStore(options: SqliteStoreOptions): UsageStore {
     new Promise<T>((resolve, reject) => {
       worker ??= start();
       const id = nextId++;
-      pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      pending.set(id, { op: req.op, resolve: resolve as (v: unknown) => void, reject });
       worker.ref();
       worker.postMessage({ ...req, id });
     });
