@@ -265,6 +265,11 @@ describe('store faults never touch the traffic', () => {
   const storeErrors = async (p: RunningProxy) => Number(/mde_partner_proxy_usage_store_errors_total (\d+)/.exec((await admin(p, '/metrics')).text)?.[1]);
   const total = async (p: RunningProxy) => (await usage(p, 'by=product')).reduce((a, r) => a + Number(r['calls']), 0);
   const headers = { authorization: `Bearer ${TOKENS.t2a}`, 'user-agent': 'python-requests/2.32.3' };
+  /** Waits until the usage-store lines are exactly these (the log is written asynchronously), and fails on any other sequence. */
+  const episodes = async (p: RunningProxy, expected: string[]): Promise<void> => {
+    await until(() => (storeLines(p).length >= expected.length ? true : undefined), () => `usage-store lines ${JSON.stringify(expected)}; got ${JSON.stringify(storeLines(p).map((l) => l['result']))}`);
+    expect(storeLines(p).map((l) => l['result'])).toEqual(expected);
+  };
 
   it('an SQLite file that cannot be created: the proxy serves, logs once, counts errors, and writes everything once it can', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mpp-usage-fault-'));
@@ -274,7 +279,7 @@ describe('store faults never touch the traffic', () => {
     try {
       expect(await calls(p, 10, '/api/alerts', headers)).toEqual(Array(10).fill(200));
       await until(async () => ((await storeErrors(p)) >= 3 ? true : undefined), () => 'three failed store operations');
-      expect(storeLines(p).map((l) => l['result'])).toEqual(['failing']);
+      await episodes(p, ['failing']);
       expect(storeLines(p)[0]).toMatchObject({ level: 'error', operation: 'open' });
       const down = await admin(p, '/usage');
       expect(down.status).toBe(503);
@@ -285,7 +290,7 @@ describe('store faults never touch the traffic', () => {
       rmSync(blocker);
       mkdirSync(blocker);
       await until(async () => ((await admin(p, '/usage')).status === 200 && (await total(p)) === 15 ? true : undefined), () => 'all 15 calls written');
-      expect(storeLines(p).map((l) => l['result'])).toEqual(['failing', 'recovered']);
+      await episodes(p, ['failing', 'recovered']);
     } finally {
       p.child.kill('SIGTERM');
       await p.exit;
@@ -302,10 +307,10 @@ describe('store faults never touch the traffic', () => {
       try {
         expect(await calls(p, 10, '/api/alerts', headers)).toEqual(Array(10).fill(200));
         await until(async () => ((await storeErrors(p)) >= 2 ? true : undefined), () => 'failed opens counted');
-        expect(storeLines(p).map((l) => l['result'])).toEqual(['failing']);
+        await episodes(p, ['failing']);
         await pg.restart();
         await until(async () => ((await admin(p, '/usage')).status === 200 && (await total(p)) === 10 ? true : undefined), () => 'the 10 calls written after PostgreSQL started');
-        expect(storeLines(p).map((l) => l['result'])).toEqual(['failing', 'recovered']);
+        await episodes(p, ['failing', 'recovered']);
 
         // Killed mid-run: the calls keep flowing, one more episode, then everything is written.
         const before = await storeErrors(p);
@@ -315,7 +320,7 @@ describe('store faults never touch the traffic', () => {
         expect(await calls(p, 5, '/api/alerts', headers)).toEqual(Array(5).fill(200));
         await pg.restart();
         await until(async () => ((await admin(p, '/usage')).status === 200 && (await total(p)) === 25 ? true : undefined), () => 'all 25 calls written');
-        expect(storeLines(p).map((l) => l['result'])).toEqual(['failing', 'recovered', 'failing', 'recovered']);
+        await episodes(p, ['failing', 'recovered', 'failing', 'recovered']);
       } finally {
         p.child.kill('SIGTERM');
         expect((await p.exit).code).toBe(0);
