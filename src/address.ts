@@ -282,6 +282,17 @@ export function isRestricted(cls: AddressClass): boolean {
   return cls !== 'name' && cls !== 'public';
 }
 
+/** A host as a DNS name (normalised); undefined for any IP literal spelling, localhost or a malformed name. */
+export function dnsNameOf(host: string): string | undefined {
+  const name = normaliseHost(host);
+  return isDnsName(name) && classifyHost(name) === 'name' ? name : undefined;
+}
+
+/** True when name is domain or a name below it, on a label boundary (`api.x.com` is within `x.com`, `apix.com` is not). */
+export function isWithinDomain(name: string, domain: string): boolean {
+  return name === domain || (name.endsWith(domain) && name.charCodeAt(name.length - domain.length - 1) === 0x2e);
+}
+
 /** The caller's address of a socket with an IPv4-mapped IPv6 prefix removed ('' when it has none). */
 export function clientAddress(socket: { readonly remoteAddress?: string | undefined }): string {
   const addr = socket.remoteAddress ?? '';

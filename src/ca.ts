@@ -2,21 +2,19 @@
 // terminates TLS with. The CA is name-constrained (RFC 5280 §4.2.1.10) to the Microsoft API
 // domains and excludes every IP address, so its key cannot impersonate any other site.
 //
-// Certificates are encoded by the small DER writer in x509.ts rather than by @peculiar/x509: one builder
-// serves the CA and the leaves, and building and signing a leaf takes well under a millisecond
-// instead of ~2.5 ms (its ASN.1 object layer, not the ECDSA signature, dominated). A new host now
-// costs ~1.5 ms, most of it OpenSSL decoding PEM in tls.createSecureContext. Tests check every
-// shape with openssl and node.
+// Certificates are encoded by the small DER writer in x509.ts: one builder serves the CA and the
+// leaves, and most of a new host's cost is OpenSSL decoding PEM in tls.createSecureContext. Tests
+// check every shape with openssl and node.
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import {
-  buildCertificate, childrenOf, content, extension, generateEcKey, keyIdentifier, name, nth, octets, OID, pem, pemBlocks, pkcs8Pem,
-  readTlv, seq, signerFor, spkiOf, tlv, TRUE, whole, type Signer,
+  buildCertificate, childAt, childrenOf, contentOf, DER_TRUE, distinguishedName, elementOf, extension, generateEcKey, keyIdentifier, octets,
+  OID, pem, pemBlocks, pkcs8Pem, readTlv, seq, signerFor, spkiOf, tlv, type Signer,
 } from './x509.js';
-import { classifyHost, isDnsName, normaliseHost } from './address.js';
+import { dnsNameOf, isWithinDomain } from './address.js';
 
 /** A CA certificate (PEM; the issuing CA first, then any chain above it) and its private key (PEM). */
 export interface CaMaterial { readonly certPem: string; readonly keyPem: string }
@@ -50,8 +48,8 @@ export class CaError extends Error {
 }
 
 /**
- * Leaf contexts kept: each holds ~51 KiB outside the JS heap (bench: 10,000 hosts), and a partner
- * talks to a few dozen Microsoft hosts, so 256 bounds memory without re-minting in practice.
+ * Leaf contexts kept: each holds native memory outside the JS heap, and a partner talks to a few
+ * dozen Microsoft hosts, so 256 bounds memory without re-minting in practice.
  */
 const DEFAULT_LEAF_CACHE = 256;
 const HOUR = 3_600_000;
@@ -64,17 +62,11 @@ const BACKDATE_MS = HOUR;
 
 // ---- host names and name constraints -----------------------------------------------------------
 
-/** Lowercase DNS name without its trailing dot; undefined for any IP literal form (127.1, 0x7f000001), localhost or a malformed name. */
-function normalizeHost(host: string): string | undefined {
-  const name = normaliseHost(host);
-  return isDnsName(name) && classifyHost(name) === 'name' ? name : undefined;
-}
-
 /** RFC 5280 §4.2.1.10 dNSName: adding labels on the left satisfies the constraint; '.x' means subdomains only. */
 function dnsWithin(host: string, base: string): boolean {
   if (base === '') return true;
   if (base.startsWith('.')) return host.endsWith(base);
-  return host === base || host.endsWith(`.${base}`);
+  return isWithinDomain(host, base);
 }
 
 interface DnsConstraints {
@@ -91,8 +83,8 @@ function parseNameConstraints(value: Buffer): DnsConstraints {
   let directory = false;
   for (const subtrees of childrenOf(value, readTlv(value, 0))) {
     for (const subtree of childrenOf(value, subtrees)) {
-      const base = nth(childrenOf(value, subtree), 0);
-      const text = content(value, base).toString('latin1').toLowerCase();
+      const base = childAt(childrenOf(value, subtree), 0);
+      const text = contentOf(value, base).toString('latin1').toLowerCase();
       if (subtrees.tag === 0xa0 && base.tag === 0x82) (permitted ??= []).push(text);
       else if (subtrees.tag === 0xa0 && base.tag === 0xa4) directory = true;
       else if (subtrees.tag === 0xa1 && base.tag === 0x82) excluded.push(text);
@@ -111,7 +103,7 @@ function permits(constraints: DnsConstraints | undefined, host: string): boolean
 /** permittedDomains → distinct bare domains; '*.x' and '.x' become 'x' (which also permits x itself). */
 function normalizeDomains(domains: readonly string[]): string[] {
   const names = domains.map((d) => {
-    const n = normalizeHost(d.replace(/^\*?\./, ''));
+    const n = dnsNameOf(d.replace(/^\*?\./, ''));
     if (n === undefined) throw new RangeError(`permittedDomains: '${d}' is not a DNS name`);
     return n;
   });
@@ -139,22 +131,22 @@ interface ParsedCert {
 
 /** The raw subject, SPKI and extensions of a DER certificate (RFC 5280 §4.1). */
 function parseCertificate(der: Buffer): ParsedCert {
-  const tbs = nth(childrenOf(der, readTlv(der, 0)), 0);
+  const tbs = childAt(childrenOf(der, readTlv(der, 0)), 0);
   const fields = childrenOf(der, tbs);
-  const v = nth(fields, 0).tag === 0xa0 ? 1 : 0;
-  const subject = nth(fields, v + 4);
-  const spki = nth(fields, v + 5);
+  const v = childAt(fields, 0).tag === 0xa0 ? 1 : 0;
+  const subject = childAt(fields, v + 4);
+  const spki = childAt(fields, v + 5);
   const extensions = new Map<string, { critical: boolean; value: Buffer }>();
   const wrapper = fields.slice(v + 6).find((f) => f.tag === 0xa3);
   if (wrapper) {
-    for (const ext of childrenOf(der, nth(childrenOf(der, wrapper), 0))) {
+    for (const ext of childrenOf(der, childAt(childrenOf(der, wrapper), 0))) {
       const parts = childrenOf(der, ext);
-      const critical = parts.length === 3 && der.readUInt8(nth(parts, 1).contentStart) !== 0;
-      const type = whole(der, nth(parts, 0)).toString('hex');
-      extensions.set(type, { critical, value: content(der, nth(parts, parts.length - 1)) });
+      const critical = parts.length === 3 && der.readUInt8(childAt(parts, 1).contentStart) !== 0;
+      const type = elementOf(der, childAt(parts, 0)).toString('hex');
+      extensions.set(type, { critical, value: contentOf(der, childAt(parts, parts.length - 1)) });
     }
   }
-  return { subject: whole(der, subject), spki: whole(der, spki), extensions };
+  return { subject: elementOf(der, subject), spki: elementOf(der, spki), extensions };
 }
 
 const extOf = (cert: ParsedCert, type: Buffer) => cert.extensions.get(type.toString('hex'));
@@ -198,7 +190,7 @@ function prepareCa(certPem: string | Buffer, keyPem: string | Buffer, files: { c
   if (!nodeCert.checkPrivateKey(key)) throw new CaError('CaKeyMismatch', `the key does not belong to the certificate ${files.cert ?? ''}`.trimEnd(), files.key ?? files.cert);
   // RFC 5280 §4.2.1.9 and §4.2.1.3: an issuer needs CA:TRUE and, when keyUsage is present, keyCertSign.
   const usage = extOf(cert, OID.keyUsage);
-  const usageBits = usage && content(usage.value, readTlv(usage.value, 0)); // [unused-bit count, bits...]
+  const usageBits = usage && contentOf(usage.value, readTlv(usage.value, 0)); // [unused-bit count, bits...]
   const canSign = usageBits === undefined || ((usageBits[1] ?? 0) & 0x04) !== 0; // keyCertSign is bit 5
   if (!nodeCert.ca || !canSign) throw new CaError('CaNotAuthority', 'the certificate is not a CA (needs basicConstraints CA:TRUE and keyUsage keyCertSign)', files.cert);
   const notAfter = Date.parse(nodeCert.validTo);
@@ -207,7 +199,7 @@ function prepareCa(certPem: string | Buffer, keyPem: string | Buffer, files: { c
   return {
     material: { certPem: blocks.map(pem).join(''), keyPem: pkcs8Pem(key) },
     cert,
-    keyId: ski ? content(ski.value, readTlv(ski.value, 0)) : keyIdentifier(cert.spki),
+    keyId: ski ? contentOf(ski.value, readTlv(ski.value, 0)) : keyIdentifier(cert.spki),
     notAfter,
     constraints: constraintsOf(cert),
     signer,
@@ -239,7 +231,7 @@ export async function createCa(opts: { commonName?: string; permittedDomains: re
   const signer = signerFor(privateKey);
   if (signer === undefined) throw new Error('unreachable: P-256 key without a signer');
   const spki = spkiOf(publicKey);
-  const subject = name([[OID.organization, 'mde-partner-proxy'], [OID.commonName, commonName]]);
+  const subject = distinguishedName([[OID.organization, 'mde-partner-proxy'], [OID.commonName, commonName]]);
   const der = await buildCertificate({
     issuer: subject,
     subject,
@@ -247,7 +239,7 @@ export async function createCa(opts: { commonName?: string; permittedDomains: re
     notBefore: now - BACKDATE_MS,
     notAfter: now + validityDays * DAY,
     extensions: [
-      extension(OID.basicConstraints, true, seq(TRUE, tlv(0x02, Buffer.from([0])))), // CA:TRUE, pathLen 0
+      extension(OID.basicConstraints, true, seq(DER_TRUE, tlv(0x02, Buffer.from([0])))), // CA:TRUE, pathLen 0
       extension(OID.keyUsage, true, tlv(0x03, Buffer.from([0x01, 0x06]))), // keyCertSign, cRLSign
       extension(OID.subjectKeyIdentifier, false, octets(keyIdentifier(spki))),
       extension(OID.nameConstraints, true, nameConstraintsValue(domains)),
@@ -261,7 +253,7 @@ const constraintsCache = new Map<string, DnsConstraints | undefined>();
 
 /** Whether the CA's name constraints (RFC 5280 §4.2.1.10), if any, permit a leaf for host; false for an IP or a malformed CA. */
 export function caPermits(caCertPem: string, host: string): boolean {
-  const name = normalizeHost(host);
+  const name = dnsNameOf(host);
   if (name === undefined) return false; // leaves carry only a dNSName, never an IP address
   if (!constraintsCache.has(caCertPem)) {
     const der = pemBlocks(caCertPem)[0];
@@ -464,8 +456,8 @@ interface CachedContext { readonly context: tls.SecureContext; readonly renewAt:
 
 /**
  * Frees an evicted leaf's OpenSSL context now instead of at some later major GC: V8 does not see
- * the ~50 KiB of native memory behind each context, so with many hosts RSS climbed by ~90 MiB before
- * a GC ran (bench: 10,000 hosts). Safe for connections already using it: their SSL holds its own
+ * the native memory behind each context, so without this RSS grows with the hosts seen until a
+ * major GC runs. Safe for connections already using it: their SSL holds its own
  * OpenSSL reference to the context (SSL_new) and never asks Node's SecureContext for it again,
  * because intercept.ts sets the context when it creates the TLSSocket and its SNICallback does not
  * hand one back. The evicted entry is the least recently used: a context just returned by
@@ -499,7 +491,7 @@ export async function createLeafIssuer(ca: CaMaterial, opts: { maxEntries?: numb
   const inflight = new Map<string, Promise<tls.SecureContext>>();
 
   async function mint(host: string): Promise<CachedContext> {
-    const dnsName = normalizeHost(host);
+    const dnsName = dnsNameOf(host);
     if (dnsName === undefined) throw new CaError('CaHostNotPermitted', `'${host.slice(0, 260)}' is not a DNS name; leaves are minted for host names only`);
     if (!permits(issuer.constraints, dnsName)) throw new CaError('CaHostNotPermitted', `the CA's name constraints do not permit ${dnsName}`);
     const issuedAt = now();
@@ -508,7 +500,7 @@ export async function createLeafIssuer(ca: CaMaterial, opts: { maxEntries?: numb
     const fitsCn = dnsName.length <= 64;
     const der = await buildCertificate({
       issuer: issuer.cert.subject,
-      subject: fitsCn ? name([[OID.commonName, dnsName]]) : seq(),
+      subject: fitsCn ? distinguishedName([[OID.commonName, dnsName]]) : seq(),
       spki: leafSpki,
       notBefore: issuedAt - BACKDATE_MS,
       notAfter: expiresAt,

@@ -8,7 +8,7 @@
 // deployments" (GCC uses the global graph.microsoft.com; GCC High graph.microsoft.us; DoD
 // dod-graph.microsoft.us), and the Graph `security` resource type.
 
-import { isDnsName, normaliseHost } from './address.js';
+import { isDnsName, isWithinDomain, normaliseHost } from './address.js';
 
 export type Cloud = 'commercial' | 'gcc' | 'gcc-high' | 'dod';
 
@@ -107,11 +107,6 @@ export function normaliseHostPattern(pattern: string): string | undefined {
   return wildcard ? `*.${name}` : name;
 }
 
-// True when `name` is `domain` or below it.
-function isWithin(name: string, domain: string): boolean {
-  return name === domain || (name.endsWith(domain) && name.charCodeAt(name.length - domain.length - 1) === 0x2e);
-}
-
 /**
  * Compile the catalogue of the given clouds plus extra hosts (bare names or '*.suffix', kind 'api').
  * Throws RangeError on an unknown cloud, a malformed extra host, or a token endpoint as extra host.
@@ -143,7 +138,7 @@ export function createCatalogue(clouds: readonly Cloud[], extraHosts: readonly s
     ...extras.map((p) => (p.startsWith('*.') ? p.slice(2) : p)),
   ];
   const unique = [...new Set(domains)];
-  const minimal = unique.filter((d) => !unique.some((other) => other !== d && isWithin(d, other))).sort();
+  const minimal = unique.filter((d) => !unique.some((other) => other !== d && isWithinDomain(d, other))).sort();
 
   return Object.freeze({
     clouds: Object.freeze(selected),

@@ -2,11 +2,10 @@
 // The command line: the only file that reads argv and the environment, prints usage or exits.
 // It owns SIGTERM (drain) and SIGHUP / config-file changes (reload).
 // The shebang gives V8 64 MiB of old space before its first full collection (only a limit: idle
-// memory is unchanged). From a small start-up heap V8 kept incremental marking running under
-// load, and young collections during marking took ~3.7 ms instead of ~0.9 ms (bench D, --trace-gc:
-// 13-17 full collections in 35 s against 0; p99 5-7 ms against 2.2 ms). Node does not accept the
-// flag in NODE_OPTIONS nor at run time; `npm start`, the bin, the container and the bench all
-// start through this line.
+// memory is unchanged), so incremental marking does not run under load from a small start-up
+// heap and slow the young collections (bench/results.md). Node does not accept the flag in
+// NODE_OPTIONS nor at run time; `npm start`, the bin, the container and the bench all start
+// through this line.
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -16,8 +15,9 @@ import { caPermits, loadOrCreateCa } from './ca.js';
 import { apiLabel, hostKind, nameConstraintDomains } from './catalogue.js';
 import { envLines, proxyUrl, trustSteps, writeTrustBundle } from './client-setup.js';
 import { ConfigError, loadConfig, normaliseConfig, type Config, type ConfigOverrides } from './config.js';
-import { decideConnect, decideRequest, resolveDestination } from './policy.js';
-import { runProxy } from './server.js';
+import { LOG_LEVELS } from './logger.js';
+import { POLICY_MODES, decideConnect, decideRequest, resolveDestination } from './policy.js';
+import { loadInterceptionCa, runProxy } from './server.js';
 import { formatAuthority, parseAbsoluteTarget } from './target.js';
 import { parsePartnerUserAgent } from './user-agent.js';
 import { attributeToken, decideBinding, guidOrUnknown, isGuid } from './usage/attribution.js';
@@ -117,8 +117,7 @@ async function caInit(args: CommonArgs & { force?: boolean }): Promise<void> {
     rmSync(`${config.stateDir}/ca.pem`, { force: true });
     rmSync(`${config.stateDir}/ca-key.pem`, { force: true });
   }
-  const loaded = await loadOrCreateCa({ stateDir: config.stateDir, permittedDomains: nameConstraintDomains(config.policy.catalogue),
-    ...(config.ca.cert !== undefined ? { certFile: config.ca.cert, keyFile: config.ca.key } : {}) });
+  const loaded = await loadInterceptionCa(config);
   const bundleFile = writeTrustBundle(config.stateDir, loaded.ca.certPem);
   out(loaded.created ? `Created interception CA ${loaded.certFile} (key ${loaded.keyFile}, mode 0600)` : `Interception CA already exists: ${loaded.certFile} (use --force to replace it)`);
   out(trustSteps({ proxyUrl: proxyUrl(config), caFile: loaded.certFile, bundleFile }));
@@ -126,8 +125,7 @@ async function caInit(args: CommonArgs & { force?: boolean }): Promise<void> {
 
 async function env(args: CommonArgs): Promise<void> {
   const config = configFrom(args);
-  const loaded = await loadOrCreateCa({ stateDir: config.stateDir, permittedDomains: nameConstraintDomains(config.policy.catalogue),
-    ...(config.ca.cert !== undefined ? { certFile: config.ca.cert, keyFile: config.ca.key } : {}) });
+  const loaded = await loadInterceptionCa(config);
   const bundleFile = writeTrustBundle(config.stateDir, loaded.ca.certPem);
   for (const line of envLines({ proxyUrl: proxyUrl(config), caFile: loaded.certFile, bundleFile })) out(line);
 }
@@ -241,9 +239,9 @@ const COMMON_OPTIONS = {
   config: { type: 'string', alias: 'c', describe: 'YAML config file (version: 1)' },
   listen: { type: 'string', describe: 'proxy listen address host:port (default 127.0.0.1:3128)' },
   admin: { type: 'string', describe: 'admin listen address host:port, or off (default 127.0.0.1:9464)' },
-  mode: { type: 'string', choices: ['rewrite', 'reject', 'audit'], describe: 'policy mode' },
+  mode: { type: 'string', choices: POLICY_MODES, describe: 'policy mode' },
   'user-agent': { type: 'string', describe: 'the one product, e.g. MdePartner-Contoso-ContosoCognito/1.0.0' },
-  'log-level': { type: 'string', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], describe: 'log level' },
+  'log-level': { type: 'string', choices: LOG_LEVELS, describe: 'log level' },
   'state-dir': { type: 'string', describe: 'where the interception CA lives' },
   'usage-store': { type: 'string', describe: 'usage store: none, a postgres:// URL, or a SQLite file (default usage.db in the state directory)' },
 } as const;
@@ -255,8 +253,7 @@ const camel = (name: string): string => name.replace(/-([a-z])/g, (_m, c: string
 /**
  * `start` with nothing but the common options, each given at most once in a plain form, parsed with
  * node:util instead of yargs: the way a service manager, a container or `npm start` runs the proxy.
- * Loading and running yargs costs ~50 ms and ~10 MiB that a long-running proxy would carry for
- * nothing (bench: start -> ready 289 -> 238 ms, idle RSS 72 -> 62 MiB). Anything else (another
+ * A long-running proxy need not load and carry yargs (start-up time and idle memory). Anything else (another
  * command, --help, an unknown or repeated option, a value outside its choices) returns undefined
  * and goes to yargs, which owns the usage text and the error messages.
  */

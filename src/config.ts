@@ -6,7 +6,8 @@ import { join, resolve as resolvePath, dirname } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { CLOUDS, createCatalogue, isTokenHost, normaliseHostPattern, type Cloud } from './catalogue.js';
-import { createProduct, type Policy, type PolicyMode, type Product } from './policy.js';
+import { LOG_LEVELS, type LogLevel } from './logger.js';
+import { OTHER_HOSTS, POLICY_MODES, REWRITE_STYLES, createProduct, type Policy, type PolicyMode, type Product } from './policy.js';
 import { normaliseHost } from './address.js';
 import { parseAbsoluteTarget, formatAuthority } from './target.js';
 import { isHeaderValueText, parseIdentityString, validateIdentity } from './user-agent.js';
@@ -49,8 +50,6 @@ export interface Limits {
   /** undefined: derived from the process's descriptor limit when the listeners open. */
   readonly maxConnections: number | undefined;
 }
-
-export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 
 export interface Config {
   /** Where this config came from: a file path or 'embedded default'. */
@@ -127,12 +126,12 @@ const schema = z.strictObject({
   stateDir: z.string().min(1).optional(),
   products: z.array(productSchema).min(1).optional(),
   policy: z.strictObject({
-    mode: z.enum(['rewrite', 'reject', 'audit']).default('rewrite'),
-    rewrite: z.enum(['replace', 'prepend']).default('replace'),
+    mode: z.enum(POLICY_MODES).default('rewrite'),
+    rewrite: z.enum(REWRITE_STYLES).default('replace'),
   }).default({ mode: 'rewrite', rewrite: 'replace' }),
   clouds: z.array(z.enum(CLOUDS as unknown as [Cloud, ...Cloud[]])).min(1).default(['commercial']),
   extraHosts: z.array(hostPattern).default([]),
-  otherHosts: z.enum(['tunnel', 'deny']).default('tunnel'),
+  otherHosts: z.enum(OTHER_HOSTS).default('tunnel'),
   ca: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
   upstream: z.strictObject({
     proxy: z.string().optional(),
@@ -152,7 +151,7 @@ const schema = z.strictObject({
     allowPrivateDestinations: z.boolean().default(false),
     connectPorts: z.array(z.int().min(1).max(65535)).min(1).default([443]),
   }).default({ allowPrivateDestinations: false, connectPorts: [443] }),
-  log: z.strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).default({ level: 'info' }),
+  log: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).default({ level: 'info' }),
   usage: usageSchema,
 });
 
@@ -197,6 +196,9 @@ export function defaultStateDir(env: NodeJS.ProcessEnv): string {
   const base = env['XDG_STATE_HOME'] !== undefined && env['XDG_STATE_HOME'] !== '' ? env['XDG_STATE_HOME'] : join(homedir(), '.local', 'state');
   return join(base, 'mde-partner-proxy');
 }
+
+/** True when value is one of a closed set of words. */
+const isOneOf = <T extends string>(set: readonly T[], value: string): value is T => (set as readonly string[]).includes(value);
 
 /** What every section builder may need besides its own part of the document. */
 interface BuildContext {
@@ -314,15 +316,15 @@ function buildUpstream(raw: RawConfig['upstream'], ctx: BuildContext): Config['u
 
 /** The policy mode, --mode winning over policy.mode. */
 function buildMode(raw: RawConfig, ctx: BuildContext): PolicyMode {
-  const mode = (ctx.overrides.mode ?? raw.policy.mode) as PolicyMode;
-  if (!['rewrite', 'reject', 'audit'].includes(mode)) throw new ConfigError('--mode', `must be rewrite, reject or audit, got ${JSON.stringify(mode)}`);
+  const mode = ctx.overrides.mode ?? raw.policy.mode;
+  if (!isOneOf(POLICY_MODES, mode)) throw new ConfigError('--mode', `must be ${POLICY_MODES.slice(0, -1).join(', ')} or ${POLICY_MODES.at(-1)!}, got ${JSON.stringify(mode)}`);
   return mode;
 }
 
 /** The log section, --log-level winning over log.level. */
 function buildLog(raw: RawConfig, ctx: BuildContext): Config['log'] {
-  const level = (ctx.overrides.logLevel ?? raw.log.level) as LogLevel;
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) throw new ConfigError('--log-level', `must be one of fatal, error, warn, info, debug, trace, silent`);
+  const level = ctx.overrides.logLevel ?? raw.log.level;
+  if (!isOneOf(LOG_LEVELS, level)) throw new ConfigError('--log-level', `must be one of ${LOG_LEVELS.join(', ')}`);
   return { level };
 }
 

@@ -91,6 +91,9 @@ const SOCKET_ERRORS: Readonly<Record<string, ErrorCode>> = {
   EPROTO: 'UpstreamTlsError',
 };
 
+/** Every code toProxyError can give: what observer.upstreamError reports and upstream_errors_total labels. */
+export const UPSTREAM_ERROR_CODES: readonly ErrorCode[] = [...new Set<ErrorCode>([...Object.values(SOCKET_ERRORS), 'UpstreamTlsError', 'UpstreamProtocolError', 'UpstreamUnreachable'])];
+
 /** Turns any fault from an outbound connection or exchange into a ProxyError with a named cause. */
 export function toProxyError(err: unknown, what: string): ProxyError {
   if (err instanceof ProxyError) return err;

@@ -6,10 +6,10 @@
 import pino from 'pino';
 import type { ConnectionRefusedEvent, ExchangeEvent, ProxyObserver, TunnelEvent } from './events.js';
 
-export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+/** Closed set of log levels: the config schema, the --log-level choices and pino all take these. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
-/** Closed set of log levels, for config validation and CLI choices. */
-export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 /** Longest untrusted value (User-Agent, host) written to a line; longer ones are cut. */
 export const MAX_LOGGED_VALUE = 256;

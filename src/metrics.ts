@@ -3,7 +3,7 @@
 // random paths, hosts, methods or User-Agents can never add series.
 
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
-import { ERRORS } from './errors.js';
+import { UPSTREAM_ERROR_CODES } from './errors.js';
 import type { ExchangeEvent, ProxyObserver, ReloadResult, RequestAction, TunnelAction, TunnelEvent } from './events.js';
 
 /** Prefix of the proxy's own metric names; prom-client's default process metrics stay unprefixed. */
@@ -27,8 +27,8 @@ export const TUNNEL_ACTIONS: readonly TunnelAction[] = ['tunnelled', 'intercepte
 /** Config reload results, pre-initialised at zero. */
 export const RELOAD_RESULTS: readonly ReloadResult[] = ['success', 'failure'];
 
-/** Upstream error codes that keep their own label value: the Upstream* codes of errors.ts; others count as 'other'. */
-export const UPSTREAM_ERROR_CODES: readonly string[] = Object.keys(ERRORS).filter((code) => code.startsWith('Upstream'));
+/** Upstream error codes that keep their own label value (errors.ts); others count as 'other'. */
+export { UPSTREAM_ERROR_CODES };
 
 /** Duration buckets in seconds: loopback-fast rejections up to slow advanced-hunting queries. */
 export const DURATION_BUCKETS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];

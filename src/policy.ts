@@ -8,9 +8,14 @@ import { formatPartnerUserAgent, isCompliant, parsePartnerUserAgent, type Partne
 import type { ErrorCode, IdentityFailure } from './errors.js';
 import type { RequestAction } from './events.js';
 
-export type PolicyMode = 'rewrite' | 'reject' | 'audit';
-export type RewriteStyle = 'replace' | 'prepend';
-export type OtherHosts = 'tunnel' | 'deny';
+/** Policy modes, rewrite styles and otherHosts values: the config schema and the CLI take these lists. */
+export const POLICY_MODES = ['rewrite', 'reject', 'audit'] as const;
+export const REWRITE_STYLES = ['replace', 'prepend'] as const;
+export const OTHER_HOSTS = ['tunnel', 'deny'] as const;
+
+export type PolicyMode = (typeof POLICY_MODES)[number];
+export type RewriteStyle = (typeof REWRITE_STYLES)[number];
+export type OtherHosts = (typeof OTHER_HOSTS)[number];
 
 /** A configured product: the identity its callers are held to. */
 export interface Product extends PartnerIdentity {

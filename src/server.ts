@@ -10,11 +10,11 @@ import type { Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
 import { createAdminServer } from './admin.js';
 import { boundUrl, exposureWarning } from './banner.js';
-import { caPermits, createLeafIssuer, loadOrCreateCa, type LeafIssuer, type LoadedCa } from './ca.js';
+import { caPermits, createLeafIssuer, loadOrCreateCa, type LoadedCa } from './ca.js';
 import { API_LABELS, nameConstraintDomains } from './catalogue.js';
 import { proxyUrl, trustSteps, writeTrustBundle } from './client-setup.js';
 import type { Config, ListenAddress, Limits, Timeouts } from './config.js';
-import { ERRORS, ProxyError, handleClientError, writeRawError } from './errors.js';
+import { ProxyError, handleClientError, writeRawError } from './errors.js';
 import { combineObservers, guardObserver, type ProxyObserver } from './events.js';
 import { createLogObserver, createLogger, flushLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
@@ -128,22 +128,21 @@ function listenOn(server: Server, at: ListenAddress): Promise<AddressInfo> {
   });
 }
 
-/** Loads (or creates) the interception CA and builds the leaf issuer for a config. */
-export async function loadInterceptionCa(config: Config, observer: ProxyObserver): Promise<{ ca: LoadedCa; issuer: LeafIssuer }> {
-  const ca = await loadOrCreateCa({
+/** Loads the interception CA a config names (ca.cert/ca.key), or loads or creates the one under its state directory. */
+export function loadInterceptionCa(config: Config): Promise<LoadedCa> {
+  return loadOrCreateCa({
     ...(config.ca.cert !== undefined ? { certFile: config.ca.cert, keyFile: config.ca.key } : {}),
     stateDir: config.stateDir,
     permittedDomains: nameConstraintDomains(config.policy.catalogue),
   });
-  const issuer = await createLeafIssuer(ca.ca, { onIssued: (host) => observer.certificateIssued?.(host) });
-  return { ca, issuer };
 }
 
 /** Creates the proxy for a config; nothing listens until listen(). */
 export async function createProxy(config: Config, opts: { observer?: ProxyObserver } = {}): Promise<ProxyServer> {
   // The one guard: every event the proxy reports goes through it, so no observer fault reaches a request.
   const observer = guardObserver(opts.observer ?? {});
-  const { ca, issuer } = await loadInterceptionCa(config, observer);
+  const ca = await loadInterceptionCa(config);
+  const issuer = await createLeafIssuer(ca.ca, { onIssued: (host) => observer.certificateIssued?.(host) });
   let runtime: Runtime = { config, upstream: createUpstream(config), observer };
   let allowed = allowList(config.allowedClients);
   let draining = false;
@@ -363,7 +362,7 @@ export async function runProxy(config: Config, opts: RunOptions): Promise<Runnin
   const { say } = opts;
   const logger = createLogger({ level: config.log.level });
   const registry = new Registry();
-  const metrics = createMetrics({ registry, products: config.policy.products.map((p) => p.id), apiLabels: API_LABELS, version: opts.version, upstreamErrorCodes: Object.keys(ERRORS).filter((c) => c.startsWith('Upstream') || c === 'DestinationDenied'),
+  const metrics = createMetrics({ registry, products: config.policy.products.map((p) => p.id), apiLabels: API_LABELS, version: opts.version,
     usage: { metricTenants: config.usage.metricTenants, utilisation: (products) => recorder.utilisation(products) } });
   // Usage evidence: counted on the request path in memory, written to the store off it.
   const recorder = createRecorder({ usage: config.usage, createStore: storeFactory(config.usage.store, logger), logger,

@@ -5,8 +5,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Pool as UndiciPool, buildConnector as UndiciBuildConnector } from 'undici';
 // undici's index also loads fetch, WebSocket, caches and mocks; the proxy needs only Pool and the
-// connector. Importing those two files directly takes ~60 ms instead of ~150-240 ms at start-up.
-// They are not undici's documented entry points (src/undici-parts.d.ts types them; package.json
+// connector, so it imports those two files directly and starts faster. They are not undici's documented entry points (src/undici-parts.d.ts types them; package.json
 // pins undici to one minor; test/unit/undici-parts.test.ts fails if a release moves them).
 import PoolClass from 'undici/lib/dispatcher/pool.js';
 import buildConnectorFn from 'undici/lib/core/connect.js';

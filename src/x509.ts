@@ -4,6 +4,7 @@ import { createHash, generateKeyPair, randomBytes, sign, type KeyObject } from '
 
 // ---- DER writer and reader (X.690) --------------------------------------------------------------
 
+/** One DER element (X.690 §8.1): tag, the minimal definite length (§10.1), then the contents. */
 export function tlv(tag: number, ...content: Buffer[]): Buffer {
   const body = Buffer.concat(content);
   const lengthBytes: number[] = [];
@@ -11,7 +12,9 @@ export function tlv(tag: number, ...content: Buffer[]): Buffer {
   const header = body.length < 0x80 ? [tag, body.length] : [tag, 0x80 | lengthBytes.length, ...lengthBytes];
   return Buffer.concat([Buffer.from(header), body]);
 }
+/** A DER SEQUENCE of the given elements. */
 export const seq = (...content: Buffer[]): Buffer => tlv(0x30, ...content);
+/** A DER OCTET STRING holding the given bytes. */
 export const octets = (content: Buffer): Buffer => tlv(0x04, content);
 
 function oid(dotted: string): Buffer {
@@ -25,6 +28,7 @@ function oid(dotted: string): Buffer {
   return tlv(0x06, Buffer.from(bytes));
 }
 
+/** The object identifiers the CA writes and reads, DER-encoded. */
 export const OID = {
   commonName: oid('2.5.4.3'),
   organization: oid('2.5.4.10'),
@@ -37,42 +41,58 @@ export const OID = {
   extKeyUsage: oid('2.5.29.37'),
   serverAuth: oid('1.3.6.1.5.5.7.3.1'),
 };
-export const TRUE = Buffer.from([0x01, 0x01, 0xff]);
+/** The DER BOOLEAN TRUE (X.690 §11.1: the single byte 0xff). */
+export const DER_TRUE = Buffer.from([0x01, 0x01, 0xff]);
 
+/** Where one DER element sits in a buffer: its tag, its first byte, its contents' first byte and its end. */
 export interface Tlv { readonly tag: number; readonly start: number; readonly contentStart: number; readonly end: number }
 
-export function readTlv(buf: Buffer, offset: number): Tlv {
-  const tag = buf.readUInt8(offset);
+/**
+ * Reads the DER element at offset (X.690 §8.1, §10.1). Throws on truncation, on the indefinite or a
+ * non-minimal length, on lengths over four bytes and on high tag numbers (multi-byte tags), none of
+ * which a certificate this proxy reads contains.
+ */
+export function readTlv(buf: Buffer, offset: number, limit = buf.length): Tlv {
+  if (offset + 2 > limit) throw new Error('truncated DER');
+  const tag = buf[offset]!;
+  if ((tag & 0x1f) === 0x1f) throw new Error('unsupported DER tag');
   let p = offset + 1;
-  let length = buf.readUInt8(p++);
+  let length = buf[p++]!;
   if (length & 0x80) {
     const count = length & 0x7f;
     if (count === 0 || count > 4) throw new Error('unsupported DER length');
+    if (p + count > limit) throw new Error('truncated DER');
+    if (buf[p] === 0) throw new Error('non-minimal DER length');
     length = 0;
-    for (let i = 0; i < count; i++) length = length * 256 + buf.readUInt8(p++);
+    for (let i = 0; i < count; i++) length = length * 256 + buf[p++]!;
+    if (length < 0x80) throw new Error('non-minimal DER length');
   }
-  if (p + length > buf.length) throw new Error('truncated DER');
+  if (p + length > limit) throw new Error('truncated DER');
   return { tag, start: offset, contentStart: p, end: p + length };
 }
 
+/** The elements inside a constructed element, each bounded by its parent. */
 export function childrenOf(buf: Buffer, parent: Tlv): Tlv[] {
   const out: Tlv[] = [];
   for (let p = parent.contentStart; p < parent.end;) {
-    const child = readTlv(buf, p);
+    const child = readTlv(buf, p, parent.end);
     out.push(child);
     p = child.end;
   }
   return out;
 }
 
-export function nth(list: readonly Tlv[], i: number): Tlv {
+/** The i-th element of a list read by childrenOf; throws when the structure is shorter than expected. */
+export function childAt(list: readonly Tlv[], i: number): Tlv {
   const item = list[i];
   if (item === undefined) throw new Error('missing DER element');
   return item;
 }
 
-export const content = (buf: Buffer, t: Tlv): Buffer => buf.subarray(t.contentStart, t.end);
-export const whole = (buf: Buffer, t: Tlv): Buffer => buf.subarray(t.start, t.end);
+/** An element's contents (after its tag and length). */
+export const contentOf = (buf: Buffer, t: Tlv): Buffer => buf.subarray(t.contentStart, t.end);
+/** An element's whole encoding, tag and length included. */
+export const elementOf = (buf: Buffer, t: Tlv): Buffer => buf.subarray(t.start, t.end);
 
 // ---- certificate building ----------------------------------------------------------------------
 
@@ -110,18 +130,20 @@ function serialNumber(): Buffer {
   return tlv(0x02, bytes);
 }
 
-export function name(rdns: ReadonlyArray<readonly [Buffer, string]>): Buffer {
+/** An X.501 Name (RFC 5280 §4.1.2.4): one single-valued RDN per (attribute type, UTF8String value), in order. */
+export function distinguishedName(rdns: ReadonlyArray<readonly [Buffer, string]>): Buffer {
   return seq(...rdns.map(([type, value]) => tlv(0x31, seq(type, tlv(0x0c, Buffer.from(value, 'utf8'))))));
 }
 
+/** A certificate Extension (RFC 5280 §4.1.2.9); critical is written only when true (DER omits the default). */
 export function extension(type: Buffer, critical: boolean, value: Buffer): Buffer {
-  return critical ? seq(type, TRUE, octets(value)) : seq(type, octets(value));
+  return critical ? seq(type, DER_TRUE, octets(value)) : seq(type, octets(value));
 }
 
 /** RFC 5280 §4.2.1.2 method (1): SHA-1 of the subjectPublicKey bits. */
 export function keyIdentifier(spki: Buffer): Buffer {
   const fields = childrenOf(spki, readTlv(spki, 0));
-  return createHash('sha1').update(content(spki, nth(fields, 1)).subarray(1)).digest();
+  return createHash('sha1').update(contentOf(spki, childAt(fields, 1)).subarray(1)).digest();
 }
 
 export interface CertSpec {
@@ -155,21 +177,26 @@ export async function buildCertificate(spec: CertSpec, signer: Signer): Promise<
   return seq(tbs, signer.algorithm, tlv(0x03, Buffer.from([0x00]), signature));
 }
 
+/** A DER certificate as PEM text (RFC 7468 §5). */
 export function pem(der: Buffer): string {
   const lines = der.toString('base64').match(/.{1,64}/g) ?? [];
   return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n`;
 }
 
+/** The DER of every CERTIFICATE block in PEM text, in order. */
 export function pemBlocks(text: string): Buffer[] {
   const re = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*?)-----END CERTIFICATE-----/g;
   return [...text.matchAll(re)].map((m) => Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'));
 }
 
+/** A new P-256 key pair (the CA's and the leaves' key type). */
 export function generateEcKey(): Promise<{ privateKey: KeyObject; publicKey: KeyObject }> {
   return new Promise((resolve, reject) =>
     generateKeyPair('ec', { namedCurve: 'prime256v1' }, (err, publicKey, privateKey) =>
       (err ? reject(err) : resolve({ privateKey, publicKey }))));
 }
 
+/** A public key's SubjectPublicKeyInfo, DER. */
 export const spkiOf = (key: KeyObject): Buffer => key.export({ type: 'spki', format: 'der' });
+/** A private key as PKCS #8 PEM (the CA key file's format). */
 export const pkcs8Pem = (key: KeyObject): string => String(key.export({ type: 'pkcs8', format: 'pem' }));

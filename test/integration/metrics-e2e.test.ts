@@ -9,7 +9,6 @@ import { ProxyAgent, request } from 'undici';
 import { createAdminServer, type AdminServer } from '../../src/admin.js';
 import { API_LABELS } from '../../src/catalogue.js';
 import { buildConfig } from '../../src/config.js';
-import { ERRORS } from '../../src/errors.js';
 import { combineObservers } from '../../src/events.js';
 import { METHOD_LABELS, REQUEST_ACTIONS, UNREGISTERED_PRODUCT, createMetrics } from '../../src/metrics.js';
 import { createProxy, type ProxyServer } from '../../src/server.js';
@@ -77,9 +76,8 @@ beforeAll(async () => {
   doc = await testConfigDoc(origin.port, {}, { [`${DEAD_HOST}:443`]: '127.0.0.1:1' });
   const config = buildConfig(doc, { source: 'test', baseDir: process.cwd() });
   recorder = createRecorder();
-  // The same options as `mde-partner-proxy start` (src/cli.ts).
-  const metrics = createMetrics({ registry: new Registry(), products: config.policy.products.map((p) => p.id), apiLabels: API_LABELS,
-    version: VERSION, upstreamErrorCodes: Object.keys(ERRORS) });
+  // The options runProxy (src/server.ts) gives, the upstream error codes left at their default.
+  const metrics = createMetrics({ registry: new Registry(), products: config.policy.products.map((p) => p.id), apiLabels: API_LABELS, version: VERSION });
   proxy = await createProxy(config, { observer: combineObservers(metrics.observer, recorder) });
   const { proxy: addr } = await proxy.listen();
   proxyUrl = `http://127.0.0.1:${addr.port}`;

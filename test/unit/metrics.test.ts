@@ -112,6 +112,8 @@ describe('createMetrics', () => {
         { labels: { code: 'UpstreamReset' }, value: 0 },
         { labels: { code: 'UpstreamDnsError' }, value: 0 },
         { labels: { code: 'UpstreamProtocolError' }, value: 0 },
+        // The DNS guard's refusal of a name that resolves only to private addresses.
+        { labels: { code: 'DestinationDenied' }, value: 0 },
         { labels: { code: 'other' }, value: 1 },
       ]),
     );
