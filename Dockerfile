@@ -49,6 +49,11 @@ RUN apt-get update \
 WORKDIR /app
 COPY package.json ./
 COPY --from=build /src/dist ./dist
+# The embedded usage store's SQLite driver is a native module esbuild cannot bundle: it ships
+# beside dist/ with the two small packages it loads its binary through.
+COPY --from=build /src/node_modules/better-sqlite3 ./node_modules/better-sqlite3
+COPY --from=build /src/node_modules/bindings ./node_modules/bindings
+COPY --from=build /src/node_modules/file-uri-to-path ./node_modules/file-uri-to-path
 
 # Listen on every interface inside the container; access.allowedClients (default: loopback only)
 # still decides who may use the proxy, so a shared deployment must set it in its config.
