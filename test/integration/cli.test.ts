@@ -8,16 +8,14 @@ import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from '
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { parse } from 'yaml';
 import { viaProxy } from '../helpers/client.js';
 import { cleanEnv, run, type RunResult } from '../helpers/child.js';
+import { CLI, ROOT, logLines, sleep } from '../helpers/cli-process.js';
 import { headerValues, startOrigin, type Origin } from '../helpers/origin.js';
 import { testPki } from '../helpers/pki.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const CLI = join(ROOT, 'dist', 'cli.js');
 const FIXTURES = join(ROOT, 'test', 'fixtures');
 const EXAMPLE_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
 const FABRIKAM_UA = 'MdePartner-Fabrikam-Scanner/2.0.0';
@@ -25,7 +23,6 @@ const DEADLINE_MS = 15_000;
 
 const tmp = (what: string): string => mkdtempSync(join(tmpdir(), `mpp-cli-${what}-`));
 const cli = (args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<RunResult> => run(process.execPath, [CLI, ...args], { env, timeoutMs: 20_000 });
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Polls fn until it returns a value other than undefined; throws with describe() after the deadline. */
 async function until<T>(fn: () => T | undefined | Promise<T | undefined>, describe: () => string, ms = DEADLINE_MS): Promise<T> {
@@ -87,20 +84,6 @@ async function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): P
     adminUrl: ready['admin'] === 'off' ? undefined : `http://${String(ready['admin'])}`,
     caFile: String(ready['ca']),
   };
-}
-
-/** The JSON log lines on stdout (pino). */
-function logLines(stdout: string): Record<string, unknown>[] {
-  const lines: Record<string, unknown>[] = [];
-  for (const line of stdout.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      lines.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // a line still being written
-    }
-  }
-  return lines;
 }
 
 async function adminGet(base: string, path: string): Promise<{ status: number; text: string }> {
