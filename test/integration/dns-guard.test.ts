@@ -1,7 +1,8 @@
 // The DNS guard as the outbound side uses it: a dns.lookup replacement given to net.connect. Names
 // come from /etc/hosts (localhost) and IP literals, which getaddrinfo answers without a DNS server;
 // connections go to a real listener on loopback.
-import { createServer, connect, type AddressInfo, type LookupAddress, type Server } from 'node:net';
+import type { LookupAddress } from 'node:dns';
+import { createServer, connect, type AddressInfo, type Server } from 'node:net';
 import { guardedLookup } from '../../src/dns-guard.js';
 
 type Answer = { err: NodeJS.ErrnoException | null; address: string | LookupAddress[]; family?: number };
