@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { request } from 'undici';
 import { parse } from 'yaml';
 import type { Explanation } from '../../src/explain.js';
+import { basicAuth } from '../helpers/auth.js';
 import { viaProxy } from '../helpers/client.js';
 import { cleanEnv, run, type RunResult } from '../helpers/child.js';
 import { CLI, ROOT, logLines, sleep } from '../helpers/cli-process.js';
@@ -488,14 +489,13 @@ describe('explain', () => {
       '  - { id: cognito, company: Contoso, product: ContosoCognito, version: 1.0.0, credentials: { username: cognito, password: pw-cognito-77 } }',
       '  - { id: scanner, company: Fabrikam, product: Scanner, version: 2.0.0, credentials: { username: scanner, password: pw-scanner-99 } }'].join('\n'));
     const url = 'https://api.security.microsoft.com/api/machines';
-    const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
     const none = await cli(['explain', url, '--config', config]);
     expect(lineOf(none.stdout, 'identity')).toMatch(/^refused \(missing-credentials\) → 407/);
-    const value = basic('scanner', 'pw-scanner-99');
+    const value = basicAuth('scanner', 'pw-scanner-99');
     const fromEnv = await cli(['explain', url, '--config', config], { MDE_PARTNER_PROXY_PROXY_AUTHORIZATION: value });
     expect(fromEnv.code).toBe(0);
     expect(lineOf(fromEnv.stdout, 'product')).toBe(`scanner (${FABRIKAM_UA})`);
-    const flag = await cli(['explain', url, '--config', config, '--proxy-authorization', basic('cognito', 'pw-cognito-77')], { MDE_PARTNER_PROXY_PROXY_AUTHORIZATION: value });
+    const flag = await cli(['explain', url, '--config', config, '--proxy-authorization', basicAuth('cognito', 'pw-cognito-77')], { MDE_PARTNER_PROXY_PROXY_AUTHORIZATION: value });
     expect(lineOf(flag.stdout, 'product')).toBe(`cognito (${EXAMPLE_UA})`);
     const json = await cli(['explain', url, '--config', config, '--json'], { MDE_PARTNER_PROXY_PROXY_AUTHORIZATION: value });
     for (const r of [fromEnv, flag, json]) {

@@ -2,6 +2,7 @@
 import { createCatalogue } from '../../src/catalogue.js';
 import { explainRequest, type Explanation } from '../../src/explain.js';
 import { createProduct, type Policy } from '../../src/policy.js';
+import { basicAuth } from '../helpers/auth.js';
 
 const cognito = createProduct('cognito', { company: 'Contoso', product: 'ContosoCognito', version: '1.0.0' });
 const scanner = createProduct('scanner', { company: 'Fabrikam', product: 'Scanner', version: '2.1' }, { username: 'scan', password: 'pw-scan' });
@@ -19,7 +20,6 @@ function policy(over: Partial<Policy> = {}): Policy {
 
 /** A token whose payload names APP (no signature: the proxy never checks one). */
 const token = `x.${Buffer.from(JSON.stringify({ tid: APP, appid: APP })).toString('base64url')}.y`;
-const basic = (user: string, password: string): string => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 
 describe('explainRequest', () => {
   it.each<[string, Partial<Policy>, Parameters<typeof explainRequest>[1], Partial<Explanation>]>([
@@ -58,7 +58,7 @@ describe('explainRequest', () => {
       connect: null, identity: { error: 'missing-credentials' },
       response: { status: 407, code: 'ProxyAuthenticationRequired', message: 'This proxy requires Proxy-Authorization: Basic with a product\'s user name and password' },
     }],
-    ['valid credentials bind the product', { products: [scanner], defaultProduct: undefined }, { url: 'https://api.security.microsoft.com/api/alerts', proxyAuthorization: basic('scan', 'pw-scan') }, {
+    ['valid credentials bind the product', { products: [scanner], defaultProduct: undefined }, { url: 'https://api.security.microsoft.com/api/alerts', proxyAuthorization: basicAuth('scan', 'pw-scan') }, {
       identity: { product: 'scanner', userAgent: 'MdePartner-Fabrikam-Scanner/2.1', boundBy: 'proxy-credentials' }, userAgentSent: 'MdePartner-Fabrikam-Scanner/2.1',
     }],
     ['the token\'s application binds the product that lists it', { products: [cognito, createProduct('app', { company: 'Fabrikam', product: 'Scanner', version: '3' }, undefined, [APP])],
@@ -75,7 +75,7 @@ describe('explainRequest', () => {
   });
 
   it('never puts the Proxy-Authorization or the token in the explanation', () => {
-    const auth = basic('scan', 'pw-scan');
+    const auth = basicAuth('scan', 'pw-scan');
     const x = explainRequest(policy({ products: [scanner], defaultProduct: undefined }), { url: 'https://api.security.microsoft.com/api/alerts', proxyAuthorization: auth, token });
     expect(JSON.stringify(x)).not.toMatch(/pw-scan|c2Nhbjpwdy1zY2Fu/);
     expect(JSON.stringify(x)).not.toContain(token);
