@@ -174,7 +174,7 @@ function explanationText(x: Explanation): string[] {
   if (x.token !== null) lines.push(`token:        tenant ${x.token.tenant}, app ${x.token.app}${x.token.appName !== '' ? ` (${x.token.appName})` : ''}`);
   if (x.identity !== null && 'product' in x.identity) {
     lines.push(`product:      ${x.identity.product} (${x.identity.userAgent})`);
-    lines.push(`bound by:     ${x.identity.boundBy}${x.identity.boundBy === 'token-application' ? ' (the application is in products[].apps)' : ''}`);
+    lines.push(`bound by:     ${x.identity.boundBy}${x.identity.boundBy === 'token-application' ? ` (application ${x.identity.app} is in products[].apps)` : ''}`);
   }
   if (x.decision !== null) lines.push(`decision:     ${x.decision.action} (${x.decision.reason})`);
   if (x.api !== null) lines.push(`api label:    ${x.api}`);

@@ -40,7 +40,8 @@ export interface Explanation {
   readonly destination: { readonly action: 'allow' | 'deny'; readonly reason: string } | null;
   /** Tenant and application read from the token (the token itself is never kept). */
   readonly token: Attribution | null;
-  readonly identity: { readonly product: string; readonly userAgent: string; readonly boundBy: BindingSource } | { readonly error: string } | null;
+  /** The product the caller is bound to and how; `app` is the application id that was considered ('unknown' when none). */
+  readonly identity: { readonly product: string; readonly userAgent: string; readonly boundBy: BindingSource; readonly app: string } | { readonly error: string } | null;
   readonly decision: { readonly action: string; readonly reason: string } | null;
   /** The `api` metric label, for a Microsoft API call. */
   readonly api: string | null;
@@ -95,7 +96,7 @@ export function explainRequest(policy: Policy, input: ExplainInput): Explanation
     const refusal = identityError(bound.error);
     return { ...e, identity: { error: bound.error }, response: answer(refusal.code, refusal.message) };
   }
-  e = { ...e, identity: { product: bound.product.id, userAgent: bound.product.userAgent, boundBy: bound.by } };
+  e = { ...e, identity: { product: bound.product.id, userAgent: bound.product.userAgent, boundBy: bound.by, app } };
   const d = decideRequest(policy, { product: bound.product, host: target.host, path: target.path, userAgent: input.userAgent });
   e = { ...e, decision: { action: d.action, reason: d.reason }, userAgentSent: d.userAgent ?? null, api: d.action === 'passed' ? null : apiLabel(kind, target.path) };
   if (d.action === 'rejected') {

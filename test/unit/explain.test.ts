@@ -59,12 +59,12 @@ describe('explainRequest', () => {
       response: { status: 407, code: 'ProxyAuthenticationRequired', message: 'This proxy requires Proxy-Authorization: Basic with a product\'s user name and password' },
     }],
     ['valid credentials bind the product', { products: [scanner], defaultProduct: undefined }, { url: 'https://api.security.microsoft.com/api/alerts', proxyAuthorization: basicAuth('scan', 'pw-scan') }, {
-      identity: { product: 'scanner', userAgent: 'MdePartner-Fabrikam-Scanner/2.1', boundBy: 'proxy-credentials' }, userAgentSent: 'MdePartner-Fabrikam-Scanner/2.1',
+      identity: { product: 'scanner', userAgent: 'MdePartner-Fabrikam-Scanner/2.1', boundBy: 'proxy-credentials', app: 'unknown' }, userAgentSent: 'MdePartner-Fabrikam-Scanner/2.1',
     }],
     ['the token\'s application binds the product that lists it', { products: [cognito, createProduct('app', { company: 'Fabrikam', product: 'Scanner', version: '3' }, undefined, [APP])],
       appProducts: new Map([[APP, createProduct('app', { company: 'Fabrikam', product: 'Scanner', version: '3' }, undefined, [APP])]]) },
     { url: 'https://api.security.microsoft.com/api/alerts', token: `Bearer ${token}` }, {
-      token: { tenant: APP, app: APP, appName: '' }, identity: { product: 'app', userAgent: 'MdePartner-Fabrikam-Scanner/3', boundBy: 'token-application' },
+      token: { tenant: APP, app: APP, appName: '' }, identity: { product: 'app', userAgent: 'MdePartner-Fabrikam-Scanner/3', boundBy: 'token-application', app: APP },
     }],
   ])('%s', (_what, over, input, expected) => {
     expect(explainRequest(policy(over), input)).toMatchObject(expected);
