@@ -336,6 +336,25 @@ function usageError(message: string, command: string): never {
   throw new UsageError(message, helpHint(command.split(' ')));
 }
 
+/** The positional argument of each command that takes one, for 'missing argument <url>'. */
+const POSITIONALS: Readonly<Record<string, string>> = { 'check-ua': '<user-agent>', explain: '<url>', 'config check': '<file>' };
+
+/** yargs' usage message in our words, on one line: what is wrong and with which option or argument. */
+export function usageMessage(msg: string, argv: readonly string[], words: readonly string[]): string {
+  const line = msg.replace(/\s*\n\s*/g, ' ').trim();
+  if (/^Not enough non-option arguments/.test(line)) return `missing argument ${POSITIONALS[words.join(' ')] ?? ''}`.trim();
+  const choice = /^Invalid values: Argument: (\S+), Given: ("[^"]*"), Choices: (.*)$/.exec(line);
+  if (choice !== null) return `--${choice[1]!} ${choice[2]!} is not one of ${choice[3]!.replace(/"/g, '')}`;
+  const unknown = /^Unknown arguments?: (.*)$/.exec(line);
+  if (unknown !== null) {
+    return unknown[1]!.split(', ').map((name) => {
+      const given = argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`) || a === `-${name}`);
+      return given !== undefined ? `unknown option ${given.split('=')[0]!}` : `unexpected argument ${JSON.stringify(name)}`;
+    }).join('; ');
+  }
+  return line;
+}
+
 /** Refuses to run with a stray MDE_PARTNER_PROXY_* variable (doctor reports it as a check instead). */
 function refuseUnknownVariables(env: NodeJS.ProcessEnv): void {
   const stray = unknownVariables(env);
@@ -411,7 +430,8 @@ function guarded<A>(handler: (a: A) => void | Promise<void>): (a: A) => Promise<
 export async function program(argv: string[]) {
   const { default: yargs } = await import('yargs');
   const options = (name: keyof typeof COMMAND_OPTIONS) => withEnvDefaults(COMMAND_OPTIONS[name] as Readonly<Record<string, OptionSpec>>);
-  return yargs(argv)
+  const cli = yargs(argv);
+  return cli
     .scriptName('mde-partner-proxy')
     .options(withEnvDefaults(COMMON_OPTIONS as Readonly<Record<string, OptionSpec>>))
     .command(['start', '$0'], 'run the proxy (default command)', {}, guarded((a) => start(a as CommonArgs)))
@@ -436,7 +456,12 @@ export async function program(argv: string[]) {
       .options(options('report'))
       .conflicts('store', 'prometheus'),
     guarded((a) => report(a as CommonArgs & ReportCommandArgs)))
-    .completion('completion', 'print a bash/zsh completion script: mde-partner-proxy completion >> ~/.bashrc')
+    .command('completion', 'print the bash/zsh completion script: mde-partner-proxy completion >> ~/.bashrc', {}, guarded(() => {
+      cli.showCompletionScript();
+    }))
+    // yargs answers --get-yargs-completions (the script calls it) once completion is on; its own
+    // completion command would ignore --help, so ours prints the script.
+    .completion('get-yargs-completions', false)
     .strict()
     // Usage is for usage mistakes: one line and a hint. A fault inside a command (a busy port, an
     // unreadable CA) is thrown on to the one-line catch of the entry point.
@@ -444,7 +469,7 @@ export async function program(argv: string[]) {
       if (e) throw e;
       const { words, unknown } = commandWords(argv);
       if (unknown !== undefined) throw new UsageError(`unknown command ${JSON.stringify([...words, unknown].join(' '))}`, helpHint(words));
-      throw new UsageError(msg.replace(/\s*\n\s*/g, ' '), helpHint(words));
+      throw new UsageError(usageMessage(msg, argv, words), helpHint(words));
     })
     .version(VERSION)
     .alias('v', 'version')

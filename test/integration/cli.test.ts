@@ -202,6 +202,112 @@ describe('listeners that cannot open', () => {
   });
 });
 
+describe('command-line conventions', () => {
+  const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const COMMANDS = [[], ['start'], ['check-ua'], ['ca'], ['ca', 'init'], ['env'], ['config'], ['config', 'check'], ['explain'], ['doctor'], ['report'], ['completion']];
+
+  it.each(COMMANDS.map((words, i) => [words.join(' ') || '(no command)', i % 2 === 0 ? '-h' : '--help', words] as const))('%s %s prints its own usage, exit 0', async (_name, flag, words) => {
+    const r = await cli([...words, flag]);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(r.stdout.split('\n')[0]).toMatch(new RegExp(`^mde-partner-proxy${words.length > 0 ? ` ${words.join(' ')}` : ''}( <[a-z-]+>)?$`));
+    expect(r.stdout).toMatch(/^Options:$/m);
+  });
+
+  it.each(COMMANDS.map((words, i) => [words.join(' ') || '(no command)', i % 2 === 0 ? '-v' : '--version', words] as const))('%s %s prints the version, exit 0', async (_name, flag, words) => {
+    const r = await cli([...words, flag]);
+    expect(r).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+  });
+
+  it.each([
+    ['an unknown command', ['frobnicate'], 'unknown command "frobnicate"', 'mde-partner-proxy --help'],
+    ['an unknown subcommand', ['ca', 'list'], 'unknown command "ca list"', 'mde-partner-proxy ca --help'],
+    ['a missing subcommand', ['config'], 'name a config command: check', 'mde-partner-proxy config --help'],
+    ['an unknown option', ['explain', 'https://api.security.microsoft.com/', '--verbose'], 'unknown option --verbose', 'mde-partner-proxy explain --help'],
+    ['a missing argument', ['explain'], 'missing argument <url>', 'mde-partner-proxy explain --help'],
+    ['a missing argument of a subcommand', ['--config', 'x.yaml', 'config', 'check'], 'missing argument <file>', 'mde-partner-proxy config check --help'],
+    ['an extra argument', ['check-ua', EXAMPLE_UA, 'extra'], 'unexpected argument "extra"', 'mde-partner-proxy check-ua --help'],
+    ['a value outside its choices', ['env', '--mode', 'strict'], '--mode "strict" is not one of rewrite, reject, audit', 'mde-partner-proxy env --help'],
+    ['an URL that is not absolute', ['explain', 'api.security.microsoft.com/api/machines'], 'not an absolute http(s) URL: "api.security.microsoft.com/api/machines"', 'mde-partner-proxy explain --help'],
+    ['an --app that is no GUID', ['explain', 'https://api.security.microsoft.com/', '--app', 'sync'], '--app must be an Azure AD application id (a GUID), got "sync"', 'mde-partner-proxy explain --help'],
+  ])('%s: exit 2, one line and a hint, no help text', async (_what, args, message, help) => {
+    const dir = join(tmp('usage'), 'state');
+    const r = await cli([...args, '--state-dir', dir]);
+    expect(r).toEqual({ code: 2, stdout: '', stderr: `mde-partner-proxy: ${message}\nRun '${help}' for usage.\n` });
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('refuses a boolean option variable that is not true or false', async () => {
+    const r = await cli(['ca', 'init', '--state-dir', join(tmp('usage'), 'state')], { MDE_PARTNER_PROXY_FORCE: 'sometimes' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('mde-partner-proxy: MDE_PARTNER_PROXY_FORCE must be true or false, got "sometimes"\nUnset it or set it to true or false.\n');
+  });
+
+  it('completion prints a bash completion script that asks the CLI for its words', async () => {
+    const r = await cli(['completion']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^###-begin-mde-partner-proxy-completions-###$/m);
+    expect(r.stdout).toContain('mde-partner-proxy --get-yargs-completions');
+    expect(r.stdout).toMatch(/^complete -o bashdefault -o default -F _mde-partner-proxy_yargs_completions mde-partner-proxy$/m);
+  });
+
+  it('--get-yargs-completions gives the command names, then the subcommands and options of a command', async () => {
+    const top = await cli(['--get-yargs-completions', 'mde-partner-proxy', '']);
+    expect(top.code).toBe(0);
+    expect(top.stdout.split('\n').filter((w) => w !== '' && !w.startsWith('-'))).toEqual(['start', 'check-ua', 'ca', 'env', 'config', 'explain', 'doctor', 'report', 'completion']);
+    const ca = await cli(['--get-yargs-completions', 'mde-partner-proxy', 'ca', '']);
+    expect(ca.stdout.split('\n')).toContain('init');
+    const explain = await cli(['--get-yargs-completions', 'mde-partner-proxy', 'explain', '--']);
+    expect(explain.stdout.split('\n')).toEqual(expect.arrayContaining(['--ua', '--proxy-authorization', '--json']));
+  });
+
+  it('completes in a real bash with the printed script', async () => {
+    const bin = tmp('completion');
+    writeFileSync(join(bin, 'mde-partner-proxy'), `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`, { mode: 0o755 });
+    const script = [
+      'source <(mde-partner-proxy completion)',
+      'COMP_WORDS=(mde-partner-proxy ex); COMP_CWORD=1; _mde-partner-proxy_yargs_completions; echo "1:${COMPREPLY[*]}"',
+      'COMP_WORDS=(mde-partner-proxy config ""); COMP_CWORD=2; _mde-partner-proxy_yargs_completions; echo "2:${COMPREPLY[*]}"',
+    ].join('\n');
+    const r = await run('bash', ['-c', script], { env: { PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` } });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^1:explain$/m);
+    expect(r.stdout).toMatch(/^2:.*\bcheck\b/m);
+  });
+});
+
+describe('--json output', () => {
+  it('check-ua --json: valid, the parts, and the upgrade of a legacy form; the exit code as without --json', async () => {
+    const valid = await cli(['check-ua', '--json', 'MdePartner-JoeSecurity-JoeSecuritySandbox-AzureFunctionApp/4.4.1 python-requests/2.32.3']);
+    expect(valid.code).toBe(0);
+    expect(JSON.parse(valid.stdout)).toEqual({
+      valid: true, userAgent: 'MdePartner-JoeSecurity-JoeSecuritySandbox-AzureFunctionApp/4.4.1 python-requests/2.32.3',
+      partner: { prefix: 'MdePartner', company: 'JoeSecurity', product: 'JoeSecuritySandbox-AzureFunctionApp', version: '4.4.1', rest: 'python-requests/2.32.3', legacy: false },
+      upgrade: null,
+    });
+    const legacy = await cli(['check-ua', '--json', 'MdatpPartner-Contoso-ContosoCognito/1.0.0']);
+    expect(legacy.code).toBe(1);
+    expect(JSON.parse(legacy.stdout)).toMatchObject({ valid: false, partner: { prefix: 'MdatpPartner', legacy: true }, upgrade: EXAMPLE_UA });
+    const none = await cli(['check-ua', '--json', 'python-requests/2.32.3']);
+    expect(none.code).toBe(1);
+    expect(JSON.parse(none.stdout)).toEqual({ valid: false, userAgent: 'python-requests/2.32.3', partner: null, upgrade: null });
+  });
+
+  it('explain --json: one object with every key, null where a step does not apply', async () => {
+    const r = await cli(['explain', '--json', 'https://login.microsoftonline.com/common/oauth2/v2.0/token']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      url: 'https://login.microsoftonline.com/common/oauth2/v2.0/token', scheme: 'https', host: 'login.microsoftonline.com', port: 443, hostKind: 'token',
+      connect: { action: 'tunnel', reason: 'token-endpoint' }, destination: null, token: null, identity: null, decision: null, api: null, userAgentSent: null,
+      response: null, connectsTo: { host: 'login.microsoftonline.com', port: 443, overridden: false },
+    });
+  });
+
+  it('MDE_PARTNER_PROXY_JSON=true asks for JSON as --json does', async () => {
+    const r = await cli(['check-ua', EXAMPLE_UA], { MDE_PARTNER_PROXY_JSON: 'true' });
+    expect(JSON.parse(r.stdout)).toMatchObject({ valid: true });
+  });
+});
+
 describe('config check', () => {
   it('prints a valid config normalised and never prints a password', async () => {
     const r = await cli(['config', 'check', join(FIXTURES, 'valid-full.yaml')], { FIXTURE_SCANNER_PASSWORD: 'fixture-env-password-4242' });
