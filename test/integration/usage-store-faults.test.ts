@@ -12,7 +12,8 @@ import { createSqliteStore } from '../../src/usage/sqlite.js';
 import { DAY_MS, type StoreLog, type UsageBatch, type UsageStore } from '../../src/usage/store.js';
 import { startPostgres, type Postgres } from '../helpers/postgres.js';
 import { mountTmpfs, type Tmpfs } from '../helpers/tmpfs.js';
-import { DAY0, random, trafficCounts } from '../helpers/usage-data.js';
+import { createPrng } from '../helpers/prng.js';
+import { DAY0, trafficCounts } from '../helpers/usage-data.js';
 
 const RANGE = { from: DAY0 - DAY_MS, to: DAY0 + 10 * DAY_MS };
 const batchOf = (seed: number, n = 50): UsageBatch => ({ counts: trafficCounts(seed).slice(0, n), callers: [], peaks: [] });
@@ -154,9 +155,8 @@ describe('SQLite store faults', () => {
     cp.close();
     // Keep the 100-byte header and page 1 (the schema); overwrite every later page with garbage.
     const size = statSync(path).size;
-    const rnd = random(99);
     const fd = openSync(path, 'r+');
-    writeSync(fd, Buffer.from(Array.from({ length: size - 4096 }, () => Math.floor(rnd() * 256))), 0, size - 4096, 4096);
+    writeSync(fd, createPrng(99).bytes(size - 4096), 0, size - 4096, 4096);
     closeSync(fd);
     const outcomes: string[] = [];
     for (let i = 0; i < 3; i++) {
