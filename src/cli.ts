@@ -257,7 +257,7 @@ const camel = (name: string): string => name.replace(/-([a-z])/g, (_m, c: string
  * command, --help, an unknown or repeated option, a value outside its choices) returns undefined
  * and goes to yargs, which owns the usage text and the error messages.
  */
-export function startArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CommonArgs | undefined {
+export function startArgs(argv: readonly string[], environment: NodeJS.ProcessEnv = process.env): CommonArgs | undefined {
   const rest = argv[0] === 'start' ? argv.slice(1) : argv;
   const options: Record<string, { type: 'string'; short?: string }> = {};
   for (const [name, spec] of Object.entries(COMMON_OPTIONS)) options[name] = { type: 'string', ...('alias' in spec ? { short: spec.alias } : {}) };
@@ -273,13 +273,13 @@ export function startArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
   if (new Set(given).size !== given.length) return undefined;
   const args: Record<string, string> = {};
   for (const [name, spec] of Object.entries(COMMON_OPTIONS) as [CommonOption, (typeof COMMON_OPTIONS)[CommonOption]][]) {
-    const fromEnv = env[envVariable(name)];
+    const fromEnv = environment[envVariable(name)];
     const value = (parsed.values as Record<string, string | undefined>)[name] ?? (fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined);
     if (value === undefined) continue;
     if ('choices' in spec && !(spec.choices as readonly string[]).includes(value)) return undefined;
     args[camel(name)] = value;
   }
-  return args as CommonArgs;
+  return args;
 }
 
 /**
@@ -288,13 +288,13 @@ export function startArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
  * a Service of that name) into an unknown-argument error under strict parsing.
  */
 function withEnvDefaults<T extends Record<string, { describe?: string }>>(options: T): T {
-  const out: Record<string, unknown> = {};
+  const withDefaults: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(options)) {
     const variable = envVariable(name);
     const value = process.env[variable];
-    out[name] = { ...spec, describe: `${spec.describe ?? ''} [env ${variable}]`.trim(), ...(value !== undefined && value !== '' ? { default: value } : {}) };
+    withDefaults[name] = { ...spec, describe: `${spec.describe ?? ''} [env ${variable}]`.trim(), ...(value !== undefined && value !== '' ? { default: value } : {}) };
   }
-  return out as T;
+  return withDefaults as T;
 }
 
 /** Builds the yargs program (loaded on demand: see startArgs); exported so tests can run commands in-process. */

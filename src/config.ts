@@ -343,7 +343,7 @@ function buildAllowedClients(raw: RawConfig['access']): readonly string[] {
 
 /** The timeouts section over the defaults. */
 function buildTimeouts(raw: RawConfig['timeouts']): Timeouts {
-  return { ...DEFAULT_TIMEOUTS, ...Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)) } as Timeouts;
+  return { ...DEFAULT_TIMEOUTS, ...Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)) };
 }
 
 /** The limits section over the defaults. */

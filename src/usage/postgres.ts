@@ -60,14 +60,15 @@ const MIGRATION_LOCK = 7_276_102_001;
 
 /** Maps a pg / network error onto a UsageStoreError code (SQLSTATE classes, then errno). */
 function classify(e: unknown): UsageStoreErrorCode {
-  const code = String((e as { code?: unknown }).code ?? '');
+  const { code: rawCode, message: rawMessage } = e as { code?: unknown; message?: unknown };
+  const code = typeof rawCode === 'string' ? rawCode : '';
   if (code === '53100') return 'StoreFull'; // disk_full
   if (code === '25006') return 'StoreReadOnly'; // read_only_sql_transaction (a standby)
   if (code === '55P03' || code === '40P01' || code === '40001') return 'StoreLocked'; // lock timeout, deadlock, serialization
   if (code === 'XX001' || code === 'XX002') return 'StoreCorrupt';
   if (/^(08|57P|53300)/.test(code)) return 'StoreUnavailable'; // connection exceptions, shutdown, too many connections
   if (/^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/.test(code)) return 'StoreUnavailable';
-  const message = String((e as { message?: unknown }).message ?? '');
+  const message = typeof rawMessage === 'string' ? rawMessage : '';
   if (/Connection terminated|connection timeout|Client has encountered a connection error|not queryable/i.test(message)) return 'StoreUnavailable';
   return 'StoreFailed';
 }
@@ -131,7 +132,7 @@ export function createPostgresStore(options: PostgresStoreOptions): UsageStore {
     transaction(async (c) => {
       await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       await c.query(MIGRATIONS_TABLE);
-      const current = Number((await c.query(SELECT_VERSION)).rows[0].version);
+      const current = Number((await c.query<{ version: string | number }>(SELECT_VERSION)).rows[0]?.version ?? 0); // MAX() always yields one row
       if (current > SCHEMA_VERSION) {
         throw new UsageStoreError('StoreSchemaTooNew', `usage store ${where}: the database has schema version ${current}; this proxy knows up to ${SCHEMA_VERSION}`);
       }

@@ -90,10 +90,12 @@ type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false
  */
 function sqliteWorker(load: NodeJS.Require): void {
   // `load` is the worker's require(), passed in so that a bundler leaves these calls alone.
-  const { parentPort, workerData } = load('node:worker_threads') as typeof import('node:worker_threads');
+  const threads = load('node:worker_threads') as typeof import('node:worker_threads');
+  const parentPort = threads.parentPort;
+  const workerData = threads.workerData as { driver: string };
   const fs = load('node:fs') as typeof import('node:fs');
   const nodePath = load('node:path') as typeof import('node:path');
-  const Database = load((workerData as { driver: string }).driver) as typeof import('better-sqlite3');
+  const Database = load(workerData.driver) as typeof import('better-sqlite3');
   type Db = import('better-sqlite3').Database;
   type Stmt = import('better-sqlite3').Statement;
   let db: Db | undefined;
@@ -209,7 +211,8 @@ function sqliteWorker(load: NodeJS.Require): void {
       try {
         return fn();
       } catch (e) {
-        const code = String((e as { code?: unknown }).code ?? '');
+        const raw = (e as { code?: unknown }).code;
+        const code = typeof raw === 'string' ? raw : '';
         if (!code.startsWith('SQLITE_BUSY') || Date.now() >= deadline) throw e;
         Atomics.wait(pause, 0, 0, 25); // the worker's own thread: nothing else waits on it
       }
