@@ -58,7 +58,7 @@ describe('createLogObserver', () => {
     ['a client abort', 'info', { status: 0, aborted: true }],
   ] as const)('logs %s at %s', (_name, level, over) => {
     const { logger, lines } = capture();
-    createLogObserver(logger).exchangeEnd?.(exchange(over as Partial<ExchangeEvent>));
+    createLogObserver(logger).exchangeEnd?.(exchange(over));
     expect(lines()[0]?.level).toBe(level);
     if ('error' in over) expect(lines()[0]?.[LOG_FIELDS.error]).toBe(over.error);
     if ('aborted' in over) expect(lines()[0]?.[LOG_FIELDS.aborted]).toBe(true);
