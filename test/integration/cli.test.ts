@@ -556,7 +556,7 @@ describe('start configured by environment variables', () => {
     const rejected = await viaProxy(p.proxyUrl, caPem, 'https://api.security.microsoft.com/api/machines', { headers: { 'user-agent': EXAMPLE_UA } });
     expect(rejected.status).toBe(403);
     expect(JSON.parse(rejected.text)).toMatchObject({ error: { code: 'PartnerUserAgentRequired' } });
-    expect(JSON.parse(rejected.text).error.message).toContain(FABRIKAM_UA);
+    expect((JSON.parse(rejected.text) as { error: { message: string } }).error.message).toContain(FABRIKAM_UA);
     expect(origin.received.length).toBe(before);
     const ok = await viaProxy(p.proxyUrl, caPem, 'https://api.security.microsoft.com/api/machines', { headers: { 'user-agent': FABRIKAM_UA } });
     expect(ok.status).toBe(200);
