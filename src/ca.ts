@@ -220,10 +220,13 @@ function defaultCommonName(now: number): string {
   return `${prefix}${host || 'localhost'}${suffix}`;
 }
 
-/** Create a name-constrained ECDSA P-256 root CA (RFC 5280 §4.2.1.9, §4.2.1.3, §4.2.1.10). */
-export async function createCa(opts: { commonName?: string; permittedDomains: readonly string[]; validityDays?: number }): Promise<CaMaterial> {
+/**
+ * Create a name-constrained ECDSA P-256 root CA (RFC 5280 §4.2.1.9, §4.2.1.3, §4.2.1.10); its validity
+ * starts at opts.now() (epoch ms, the real clock by default) less the backdating.
+ */
+export async function createCa(opts: { commonName?: string; permittedDomains: readonly string[]; validityDays?: number; now?: () => number }): Promise<CaMaterial> {
   const domains = normalizeDomains(opts.permittedDomains);
-  const now = Date.now();
+  const now = (opts.now ?? Date.now)();
   const commonName = opts.commonName ?? defaultCommonName(now);
   if (commonName.length === 0 || commonName.length > 64) throw new RangeError('commonName must be 1 to 64 characters (RFC 5280 ub-common-name)');
   const validityDays = positive('validityDays', opts.validityDays ?? CA_VALIDITY_DAYS);

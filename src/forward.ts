@@ -145,7 +145,7 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
     path = target.path;
     const kind = hostKind(policy.catalogue, target.host);
     // The bearer token names the tenant and application of a Microsoft API call (never stored or changed).
-    const attributed = kind === 'api' || kind === 'graph' ? attributions.attribute(getHeader(raw, 'authorization')) : UNKNOWN_ATTRIBUTION;
+    const attributed = kind === 'api' || kind === 'graph' ? attributions.attribute(getHeader(raw, 'authorization'), req.socket) : UNKNOWN_ATTRIBUTION;
     if (ctx.mode === 'intercept' && product !== undefined) {
       // Bound at CONNECT: by its credentials, or to the default product, which the token's application may refine.
       if (policy.defaultProduct !== undefined) product = productForApp(policy, attributed.app) ?? product;

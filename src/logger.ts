@@ -145,6 +145,9 @@ export function createLogObserver(logger: pino.Logger): ProxyObserver {
   // createProxy guards every observer (events.guardObserver): a fault here loses one line, no more.
   return {
     exchangeEnd: (e: ExchangeEvent) => {
+      const upstreamFailure = isUpstreamFailure(e);
+      // The line is built only when its level is written: at `warn` an ordinary exchange costs one check.
+      if (!logger.isLevelEnabled(upstreamFailure ? 'warn' : 'info')) return;
       const line: Record<string, unknown> = {
         [F.event]: LOG_EVENTS.exchange,
         [F.client]: e.client,
@@ -165,10 +168,11 @@ export function createLogObserver(logger: pino.Logger): ProxyObserver {
       };
       if (e.error !== undefined) line[F.error] = e.error;
       if (e.aborted === true) line[F.aborted] = true;
-      if (isUpstreamFailure(e)) logger.warn(line, LOG_EVENTS.exchange);
+      if (upstreamFailure) logger.warn(line, LOG_EVENTS.exchange);
       else logger.info(line, LOG_EVENTS.exchange);
     },
     tunnelEnd: (e: TunnelEvent) => {
+      if (!logger.isLevelEnabled(e.outcome === 'failed' ? 'warn' : 'info')) return;
       const line: Record<string, unknown> = {
         [F.event]: LOG_EVENTS.tunnel,
         [F.client]: e.client,

@@ -31,6 +31,30 @@ export function promtoolCheckMetrics(body: string, timeoutMs = 10_000): Promise<
   return run(requireBinary('promtool'), ['check', 'metrics'], { input: body, timeoutMs });
 }
 
+/**
+ * prom-client's default metrics that promtool lints but parses: gauges whose names end in `_total`,
+ * a suffix promtool keeps for counters. Our own metrics have no known lint.
+ */
+export const KNOWN_PROMTOOL_LINTS: readonly string[] = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
+/** What `promtool check metrics` said about a scrape, with the known lints set apart from the rest. */
+export interface PromtoolLint {
+  /** promtool's exit code: 0 clean, 3 lint problems only, 1 the scrape does not parse. */
+  readonly code: number;
+  /** Output lines about the KNOWN_PROMTOOL_LINTS metrics. */
+  readonly known: readonly string[];
+  /** Every other output line: each one is a finding. */
+  readonly problems: readonly string[];
+}
+
+/** Runs `promtool check metrics` on a scrape and splits its output into known lints and problems. */
+export async function promtoolLint(body: string): Promise<PromtoolLint> {
+  const result = await promtoolCheckMetrics(body);
+  const lines = `${result.stdout}\n${result.stderr}`.split('\n').filter((l) => l.trim() !== '');
+  const isKnown = (line: string): boolean => KNOWN_PROMTOOL_LINTS.some((name) => line.startsWith(`${name} `));
+  return { code: result.code ?? -1, known: lines.filter(isKnown), problems: lines.filter((l) => !isKnown(l)) };
+}
+
 /** A loopback TCP port that was free a moment ago (for programs that cannot listen on port 0). */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -35,6 +35,12 @@ function write(name: string, content: string): string {
   return file;
 }
 
+let fileCount = 0;
+/** A name part no other file of this run has. */
+function uniqueId(): string {
+  return String(++fileCount);
+}
+
 /** openssl with a clean environment: this machine presets SSL_CERT_FILE and friends. */
 function openssl(...args: string[]): { ok: boolean; out: string } {
   const r = spawnSync('openssl', args, { encoding: 'utf8', env: { PATH: process.env.PATH ?? '/usr/bin:/bin' } });
@@ -42,18 +48,18 @@ function openssl(...args: string[]): { ok: boolean; out: string } {
 }
 
 function text(certPem: string): string {
-  return openssl('x509', '-noout', '-text', '-in', write(`text-${Math.random()}.pem`, certPem)).out;
+  return openssl('x509', '-noout', '-text', '-in', write(`text-${uniqueId()}.pem`, certPem)).out;
 }
 
 function verify(caPem: string, leafPem: string, host?: string): { ok: boolean; out: string } {
   const hostArgs = host === undefined ? [] : ['-verify_hostname', host];
   return openssl('verify', '-no-CApath', '-no-CAstore', '-purpose', 'sslserver', ...hostArgs,
-    '-CAfile', write(`verify-ca-${Math.random()}.pem`, caPem), write(`verify-leaf-${Math.random()}.pem`, leafPem));
+    '-CAfile', write(`verify-ca-${uniqueId()}.pem`, caPem), write(`verify-leaf-${uniqueId()}.pem`, leafPem));
 }
 
 /** A certificate signed by the CA key with openssl itself, bypassing ca.ts and its host check. */
 function forgeLeaf(subjectCn: string, san: string): string {
-  const id = Math.random().toString(36).slice(2);
+  const id = uniqueId();
   const key = path.join(tmp, `forged-${id}.key`);
   const csr = path.join(tmp, `forged-${id}.csr`);
   const out = path.join(tmp, `forged-${id}.pem`);
@@ -68,7 +74,7 @@ function forgeLeaf(subjectCn: string, san: string): string {
 
 /** A self-signed certificate and key made by openssl, for CAs that ca.ts did not create. */
 function opensslSelfSigned(keyAlg: string[], ...addext: string[]): CaMaterial {
-  const id = Math.random().toString(36).slice(2);
+  const id = uniqueId();
   const key = path.join(tmp, `ss-${id}.key`);
   const cert = path.join(tmp, `ss-${id}.pem`);
   const r = openssl('req', '-x509', ...keyAlg, '-nodes', '-keyout', key, '-out', cert, '-days', '30', '-subj', `/O=Corp/CN=Corp root ${id}`,
@@ -131,6 +137,15 @@ describe('createCa', () => {
     expect(Math.abs(Date.parse(cert.validTo) - (Date.now() + 730 * DAY))).toBeLessThan(60_000);
     expect(Number.parseInt(cert.serialNumber.slice(0, 1), 16)).toBeLessThan(8);
     expect(cert.serialNumber).not.toBe(new X509Certificate(forgeLeaf('x.security.microsoft.com', 'DNS:x.security.microsoft.com')).serialNumber);
+  });
+
+  it('dates its validity and default name from the clock it is given', async () => {
+    const at = Date.UTC(2031, 0, 15, 12, 30, 0);
+    const dated = await createCa({ permittedDomains: DOMAINS, validityDays: 10, now: () => at });
+    const cert = new X509Certificate(dated.certPem);
+    expect(Date.parse(cert.validFrom)).toBe(at - HOUR);
+    expect(Date.parse(cert.validTo)).toBe(at + 10 * DAY);
+    expect(cert.subject).toMatch(/CN=mde-partner-proxy interception CA \([^,]+, 2031-01-15\)/);
   });
 
   it('honours commonName and validityDays, and folds wildcard and covered domains', async () => {
@@ -380,13 +395,14 @@ describe('loadOrCreateCa', () => {
   });
 
   it('refuses an expired CA, naming its file', async () => {
-    const shortLived = await createCa({ permittedDomains: DOMAINS, validityDays: 0.5 / 86_400 });
-    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const expiredAt = Date.UTC(2020, 5, 1, 12);
+    const shortLived = await createCa({ permittedDomains: DOMAINS, validityDays: 1, now: () => expiredAt - DAY });
     const err = await rejection(loadOrCreateCa({
       certFile: write('expired.pem', shortLived.certPem), keyFile: write('expired-key.pem', shortLived.keyPem), stateDir: tmp, permittedDomains: DOMAINS,
     }));
     expect(err.code).toBe('CaExpired');
     expect(err.message).toContain(path.join(tmp, 'expired.pem'));
+    expect(err.message).toContain(new Date(expiredAt).toISOString());
   });
 
   type CaFiles = { certFile?: string; keyFile?: string };

@@ -15,6 +15,7 @@ import { cleanEnv, run, type RunResult } from '../helpers/child.js';
 import { CLI, ROOT, logLines, sleep } from '../helpers/cli-process.js';
 import { headerValues, startOrigin, type Origin } from '../helpers/origin.js';
 import { testPki } from '../helpers/pki.js';
+import { seriesValue } from '../helpers/scrape.js';
 
 const FIXTURES = join(ROOT, 'test', 'fixtures');
 const EXAMPLE_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
@@ -92,10 +93,7 @@ async function adminGet(base: string, path: string): Promise<{ status: number; t
 }
 
 /** A counter's value from a /metrics scrape (0 when absent). */
-function counter(scrape: string, series: string): number {
-  const line = scrape.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-}
+const counter = seriesValue;
 
 let origin: Origin;
 let msRootFile: string;

@@ -9,6 +9,7 @@ import { startOrigin, type Origin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { testPki } from '../helpers/pki.js';
 import { rawExchange, statusOf } from '../helpers/raw.js';
+import { seriesValue } from '../helpers/scrape.js';
 
 let origin: Origin;
 let proxy: TestProxy;
@@ -43,10 +44,7 @@ const closedWith = (s: Socket, timeoutMs = 3000): Promise<string | undefined> =>
   });
 });
 
-const counter = async (series: string): Promise<number> => {
-  const line = (await registry.metrics()).split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
-};
+const counter = async (series: string): Promise<number> => seriesValue(await registry.metrics(), series);
 
 // Answered by the proxy itself (400: origin-form on the forward listener): any answer means served.
 const GET = 'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n';

@@ -6,6 +6,7 @@ import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { testPki } from '../helpers/pki.js';
 import { rawExchange, statusOf } from '../helpers/raw.js';
 import { run } from '../helpers/child.js';
+import { basicAuth } from '../helpers/auth.js';
 
 const PARTNER_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
 let tlsOrigin: Origin;
@@ -53,7 +54,7 @@ describe('plain absolute-form forwarding', () => {
       'Connection: close, X-Secret-Hop',
       'X-Secret-Hop: 1',
       'Keep-Alive: timeout=5',
-      'Proxy-Authorization: Basic dTpw',
+      `Proxy-Authorization: ${basicAuth('u', 'p')}`,
       'X-Kept: yes',
       '', ''].join('\r\n'));
     expect(statusOf(res)).toBe(200);

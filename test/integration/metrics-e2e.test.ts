@@ -3,7 +3,6 @@
 // counts with exactly those labels. A flood of random requests must not add label values.
 // (A real Prometheus server scraping the admin port is test/integration/prometheus.test.ts.)
 import { readFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { ProxyAgent, request } from 'undici';
 import { createAdminServer, type AdminServer } from '../../src/admin.js';
@@ -12,13 +11,15 @@ import { buildConfig } from '../../src/config.js';
 import { combineObservers } from '../../src/events.js';
 import { METHOD_LABELS, REQUEST_ACTIONS, UNREGISTERED_PRODUCT, createMetrics } from '../../src/metrics.js';
 import { createProxy, type ProxyServer } from '../../src/server.js';
-import { viaProxy } from '../helpers/client.js';
+import { viaProxy, type ProxiedResponse } from '../helpers/client.js';
 import { headerValues, startOrigin, type Origin } from '../helpers/origin.js';
 import { testPki } from '../helpers/pki.js';
-import { promtoolCheckMetrics } from '../helpers/prometheus.js';
+import { promtoolLint } from '../helpers/prometheus.js';
+import { createPrng } from '../helpers/prng.js';
 import { testConfigDoc } from '../helpers/proxy.js';
 import { openTunnel, statusOf } from '../helpers/raw.js';
 import { createRecorder, type Recorder } from '../helpers/recorder.js';
+import { parseScrape, sumOf, type Sample } from '../helpers/scrape.js';
 
 const PARTNER_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -26,24 +27,8 @@ const P = 'mde_partner_proxy_';
 // A catalogue host that upstream.resolve sends to a port nobody listens on: every call is a 502.
 const DEAD_HOST = 'api-eu.securitycenter.microsoft.com';
 
-interface Sample { name: string; labels: Record<string, string>; value: number }
-
-/** Parses Prometheus text format 0.0.4 samples (comments skipped). */
-function parseScrape(text: string): Sample[] {
-  const samples: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (m === null) throw new Error(`unparseable scrape line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const l of (m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)) labels[l[1]!] = l[2]!;
-    samples.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return samples;
-}
-
-/** `name{a="1",b="2"} value` lines for one metric, label order as given, sorted. */
-function seriesOf(samples: Sample[], name: string, labelOrder: readonly string[]): string[] {
+/** `a=1,b=2 value` lines for one metric, label order as given, sorted. */
+function seriesOf(samples: readonly Sample[], name: string, labelOrder: readonly string[]): string[] {
   return samples
     .filter((s) => s.name === `${P}${name}`)
     .map((s) => `${labelOrder.map((k) => `${k}=${s.labels[k] ?? '?'}`).join(',')} ${s.value}`)
@@ -76,7 +61,8 @@ beforeAll(async () => {
   doc = await testConfigDoc(origin.port, {}, { [`${DEAD_HOST}:443`]: '127.0.0.1:1' });
   const config = buildConfig(doc, { source: 'test', baseDir: process.cwd() });
   recorder = createRecorder();
-  // The options runProxy (src/server.ts) gives, the upstream error codes left at their default.
+  // runProxy's (src/server.ts) options without `usage` (test/unit/usage/usage-metrics.test.ts covers those
+  // metrics); the upstream error codes left at their default.
   const metrics = createMetrics({ registry: new Registry(), products: config.policy.products.map((p) => p.id), apiLabels: API_LABELS, version: VERSION });
   proxy = await createProxy(config, { observer: combineObservers(metrics.observer, recorder) });
   const { proxy: addr } = await proxy.listen();
@@ -97,53 +83,78 @@ afterAll(async () => {
 describe('a known set of requests', () => {
   const get = (url: string, ua?: string, method = 'GET') =>
     viaProxy(proxyUrl, caPem, url, { method, headers: ua === undefined ? {} : { 'user-agent': ua } });
+  /** The answers to the known requests, by name; the tests below check them and the scrape. */
+  const answers = new Map<string, ProxiedResponse>();
+  const answer = (name: string): ProxiedResponse => {
+    const r = answers.get(name);
+    if (r === undefined) throw new Error(`no answer recorded for ${name}`);
+    return r;
+  };
+  const deniedConnects: Array<[string, number]> = [];
+  let originCalls = { beforeReject: 0, afterReject: 0 };
 
   beforeAll(async () => {
     // rewrite mode (the default)
-    expect((await get('https://api.security.microsoft.com/api/machines', PARTNER_UA)).status).toBe(200);
-    const rewritten = await get('https://api.security.microsoft.com/api/machines', 'python-requests/2.32.3');
-    expect(rewritten.status).toBe(200);
-    expect(headerValues(rewritten.echo!.rawHeaders, 'user-agent')).toEqual([PARTNER_UA]);
-    expect((await get('https://graph.microsoft.com/v1.0/security/alerts_v2?$top=1', 'python-requests/2.32.3')).status).toBe(200);
-    expect((await get('https://api.security.microsoft.com/api/advancedqueries/run', undefined, 'POST')).status).toBe(200);
-    const throttled = await get('https://api.security.microsoft.com/status/429', 'curl/8.5.0');
-    expect([throttled.status, throttled.headers['retry-after']]).toEqual([429, '1']);
-    const failed = await get(`https://${DEAD_HOST}/api/alerts`, 'python-requests/2.32.3');
-    expect(failed.status).toBe(502);
-    expect(JSON.parse(failed.text)).toMatchObject({ error: { code: 'UpstreamUnreachable' } });
-    const graphOther = await get('https://graph.microsoft.com/v1.0/users', 'python-requests/2.32.3');
-    expect(headerValues(graphOther.echo!.rawHeaders, 'user-agent')).toEqual(['python-requests/2.32.3']);
+    answers.set('compliant', await get('https://api.security.microsoft.com/api/machines', PARTNER_UA));
+    answers.set('rewritten', await get('https://api.security.microsoft.com/api/machines', 'python-requests/2.32.3'));
+    answers.set('graph', await get('https://graph.microsoft.com/v1.0/security/alerts_v2?$top=1', 'python-requests/2.32.3'));
+    answers.set('no-ua-post', await get('https://api.security.microsoft.com/api/advancedqueries/run', undefined, 'POST'));
+    answers.set('throttled', await get('https://api.security.microsoft.com/status/429', 'curl/8.5.0'));
+    answers.set('dead-host', await get(`https://${DEAD_HOST}/api/alerts`, 'python-requests/2.32.3'));
+    answers.set('graph-other', await get('https://graph.microsoft.com/v1.0/users', 'python-requests/2.32.3'));
 
     // A blind tunnel: the client sees the origin's own certificate.
     const pki = await testPki();
-    const tunnelled = await viaProxy(proxyUrl, pki.msRoot.certPem, 'https://login.microsoftonline.com/common/oauth2/v2.0/token', { headers: { 'user-agent': 'python-requests/2.32.3' } });
-    expect(tunnelled.status).toBe(200);
-    expect(headerValues(tunnelled.echo!.rawHeaders, 'user-agent')).toEqual(['python-requests/2.32.3']);
+    answers.set('blind', await viaProxy(proxyUrl, pki.msRoot.certPem, 'https://login.microsoftonline.com/common/oauth2/v2.0/token', { headers: { 'user-agent': 'python-requests/2.32.3' } }));
 
     // Two denied CONNECTs: a private address and a port outside access.connectPorts.
     for (const authority of ['10.0.0.1:443', 'api.security.microsoft.com:8443']) {
       const { socket, head } = await openTunnel(Number(new URL(proxyUrl).port), `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
       socket.destroy();
-      expect([authority, statusOf(head)]).toEqual([authority, 403]);
+      deniedConnects.push([authority, statusOf(head)]);
     }
 
     setMode('reject');
-    const before = origin.received.length;
-    const rejected = await get('https://api.security.microsoft.com/api/machines', 'python-requests/2.32.3');
-    expect(rejected.status).toBe(403);
-    expect(JSON.parse(rejected.text)).toMatchObject({ error: { code: 'PartnerUserAgentRequired', target: 'User-Agent' } });
-    expect(origin.received.length).toBe(before); // Microsoft is never contacted
-    expect((await get('https://api.security.microsoft.com/api/machines', PARTNER_UA)).status).toBe(200);
+    const beforeReject = origin.received.length;
+    answers.set('rejected', await get('https://api.security.microsoft.com/api/machines', 'python-requests/2.32.3'));
+    originCalls = { beforeReject, afterReject: origin.received.length };
+    answers.set('reject-mode-compliant', await get('https://api.security.microsoft.com/api/machines', PARTNER_UA));
 
     setMode('audit');
-    const audited = await get('https://api.security.microsoft.com/api/incidents', 'curl/8.5.0');
-    expect(headerValues(audited.echo!.rawHeaders, 'user-agent')).toEqual(['curl/8.5.0']);
+    answers.set('audited', await get('https://api.security.microsoft.com/api/incidents', 'curl/8.5.0'));
     setMode('rewrite');
 
     // Events fire when the response closes, which can trail the client by a tick.
     await recorder.waitForExchanges(10);
     // Tunnels report when they close: 10 intercepted, 1 blind, 2 denied.
     await recorder.waitForTunnel(() => recorder.tunnels.length >= 13);
+  });
+
+  it('answers each known request as the policy says', () => {
+    const statuses = [...answers].map(([name, r]) => `${name} ${r.status}`);
+    expect(statuses).toEqual([
+      'compliant 200', 'rewritten 200', 'graph 200', 'no-ua-post 200', 'throttled 429', 'dead-host 502', 'graph-other 200',
+      'blind 200', 'rejected 403', 'reject-mode-compliant 200', 'audited 200',
+    ]);
+    expect(answer('throttled').headers['retry-after']).toBe('1');
+    expect(JSON.parse(answer('dead-host').text)).toMatchObject({ error: { code: 'UpstreamUnreachable' } });
+    expect(JSON.parse(answer('rejected').text)).toMatchObject({ error: { code: 'PartnerUserAgentRequired', target: 'User-Agent' } });
+  });
+
+  it('sends the User-Agent each mode and route calls for', () => {
+    const seen = (name: string): string[] => headerValues(answer(name).echo!.rawHeaders, 'user-agent');
+    expect(seen('rewritten')).toEqual([PARTNER_UA]);
+    expect(seen('graph-other')).toEqual(['python-requests/2.32.3']); // not a security API
+    expect(seen('blind')).toEqual(['python-requests/2.32.3']); // a blind tunnel is not touched
+    expect(seen('audited')).toEqual(['curl/8.5.0']);
+  });
+
+  it('denies the CONNECTs to a private address and to a port outside access.connectPorts', () => {
+    expect(deniedConnects).toEqual([['10.0.0.1:443', 403], ['api.security.microsoft.com:8443', 403]]);
+  });
+
+  it('never contacts Microsoft for a rejected request', () => {
+    expect(originCalls.afterReject).toBe(originCalls.beforeReject);
   });
 
   it('counts requests_total exactly, with product, api, method, code and action', async () => {
@@ -208,20 +219,17 @@ describe('a known set of requests', () => {
   it('serves a scrape that promtool accepts', async () => {
     const { status, contentType, text } = await scrape();
     expect([status, contentType]).toEqual([200, 'text/plain; version=0.0.4; charset=utf-8']);
-    // prom-client's default metrics include three gauges named *_total that promtool lints (exit 3)
-    // but parses; test/unit/metrics.test.ts pins that list. Anything else is a finding.
-    const knownLint = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
-    const result = await promtoolCheckMetrics(text);
-    const problems = (result.stdout + result.stderr).split('\n').filter((l) => l.trim() !== '' && !knownLint.some((n) => l.startsWith(`${n} `)));
-    expect(problems).toEqual([]);
-    expect([0, 3]).toContain(result.code);
+    // prom-client's default metrics carry the known lints (exit 3); anything else is a finding.
+    const lint = await promtoolLint(text);
+    expect(lint.problems).toEqual([]);
+    expect(lint.code).toBe(lint.known.length > 0 ? 3 : 0);
   });
 });
 
 describe('a flood of random requests', () => {
   const MARK = 'zqflood';
-  const rnd = (n: number): string => randomBytes(n).toString('hex');
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
+  const prng = createPrng();
+  const rnd = (n: number): string => prng.hex(n);
   const HOSTS = ['api.security.microsoft.com', 'us.api.security.microsoft.com', 'api.securitycenter.microsoft.com', 'graph.microsoft.com'];
   // Node's HTTP parser accepts only registered methods; the odd ones must land in 'other'.
   const METHODS = ['GET', 'POST', 'PUT', 'DELETE', 'PATCH', 'HEAD', 'OPTIONS', 'PROPFIND', 'PURGE', 'MKCOL', 'REPORT', 'SEARCH'];
@@ -245,29 +253,30 @@ describe('a flood of random requests', () => {
     () => undefined,
   ];
 
-  it('adds no label values outside the bounded sets and no raw path, host or User-Agent', async () => {
+  it(`adds no label values outside the bounded sets and no raw path, host or User-Agent (seed ${prng.seed})`, async () => {
     const startedAt = recorder.exchanges.length;
-    const dispatcher = new ProxyAgent({ uri: proxyUrl, requestTls: { ca: caPem } });
     const total = 300;
-    let sent = 0;
+    // Drawn up front, so the same seed sends the same requests whatever order the workers run in.
+    const flood = Array.from({ length: total }, () => {
+      const ua = prng.pick(UAS)();
+      return { url: `https://${prng.pick(HOSTS)}${prng.pick(PATHS)()}`, method: prng.pick(METHODS), headers: ua === undefined ? {} : { 'user-agent': ua } };
+    });
+    const connects = Array.from({ length: 5 }, (_, i) => `10.${i}.${prng.int(256)}.${prng.int(256)}:${1 + prng.int(256)}`);
+    const dispatcher = new ProxyAgent({ uri: proxyUrl, requestTls: { ca: caPem } });
     try {
+      const queue = [...flood];
       const worker = async (): Promise<void> => {
-        while (sent < total) {
-          sent++;
-          const ua = pick(UAS)();
-          const res = await request(`https://${pick(HOSTS)}${pick(PATHS)()}`, {
-            dispatcher, method: pick(METHODS) as 'GET', headers: ua === undefined ? {} : { 'user-agent': ua },
-          });
+        for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+          const res = await request(next.url, { dispatcher, method: next.method as 'GET', headers: next.headers });
           await res.body.dump();
         }
       };
       await Promise.all(Array.from({ length: 20 }, worker));
       // A few CONNECTs to random private addresses and ports: denied, counted only as tunnels.
-      for (let i = 0; i < 5; i++) {
-        const authority = `10.${i}.${randomBytes(1)[0]!}.${randomBytes(1)[0]!}:${1 + randomBytes(1)[0]!}`;
+      for (const authority of connects) {
         const { socket, head } = await openTunnel(Number(new URL(proxyUrl).port), `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`);
         socket.destroy();
-        expect(statusOf(head)).toBe(403);
+        expect([authority, statusOf(head)]).toEqual([authority, 403]);
       }
     } finally {
       await dispatcher.close();
@@ -296,7 +305,7 @@ describe('a flood of random requests', () => {
     // The flood did reach the catch-alls (odd methods, unknown collections) rather than new values.
     expect(requests.some((s) => s.labels['method'] === 'other') && requests.some((s) => s.labels['api'] === 'other')).toBe(true);
     // Every counted exchange landed in requests_total: 9 known ones plus the flood's counted ones.
-    expect(requests.reduce((n, s) => n + s.value, 0)).toBe(9 + counted);
+    expect(sumOf(samples, `${P}requests_total`)).toBe(9 + counted);
     expect(seriesOf(samples, 'tunnels_total', ['action']).find((s) => s.startsWith('action=denied'))).toBe('action=denied 7');
     expect(text).not.toContain(MARK);
     expect(text).not.toMatch(/MdePartner-|microsoft\.com|\/api\//);

@@ -3,6 +3,7 @@ import { startOrigin, headerValues, type Origin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { testPki } from '../helpers/pki.js';
 import { viaProxy } from '../helpers/client.js';
+import { basicAuth } from '../helpers/auth.js';
 
 const PARTNER_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
 let origin: Origin;
@@ -64,7 +65,7 @@ describe('rewrite mode (default, replace)', () => {
   it('never forwards Proxy-Authorization, X-Forwarded-For or Forwarded', async () => {
     const r = await viaProxy(proxy.url, proxy.caPem, 'https://api.security.microsoft.com/api/machines', {
       headers: { 'x-forwarded-for': '10.1.2.3', forwarded: 'for=10.1.2.3', authorization: 'Bearer abc' },
-      token: 'Basic dXNlcjpwYXNz',
+      token: basicAuth('user', 'pass'),
     });
     const raw = r.echo!.rawHeaders;
     expect(headerValues(raw, 'proxy-authorization')).toEqual([]);

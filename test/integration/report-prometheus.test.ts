@@ -8,6 +8,7 @@ import { startOrigin, type Origin } from '../helpers/origin.js';
 import { testPki } from '../helpers/pki.js';
 import { freePort, startPrometheus, type RunningPrometheus } from '../helpers/prometheus.js';
 import type { ReportModel } from '../../src/usage/report.js';
+import { parseScrape, sumOf } from '../helpers/scrape.js';
 
 const UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
 const DEADLINE_MS = 30_000;
@@ -44,7 +45,7 @@ async function query(url: string, promql: string): Promise<{ metric: Record<stri
 /** Sum of requests_total in a proxy's own /metrics text. */
 async function localRequestTotal(p: CliProxy): Promise<number> {
   const text = await (await request(`${p.adminUrl}/metrics`)).body.text();
-  return text.split('\n').filter((l) => l.startsWith('mde_partner_proxy_requests_total{')).reduce((acc, l) => acc + Number(l.split(' ').pop()), 0);
+  return sumOf(parseScrape(text), 'mde_partner_proxy_requests_total');
 }
 
 /** The figures the comparison reads from a report model. */

@@ -5,6 +5,7 @@ import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { testPki } from '../helpers/pki.js';
 import { jsonBodyOf, openTunnel, rawExchange, requestOver, statusOf, tlsOver } from '../helpers/raw.js';
 import { viaProxy } from '../helpers/client.js';
+import { basicAuth } from '../helpers/auth.js';
 
 let origin: Origin;
 let proxy: TestProxy;
@@ -250,7 +251,6 @@ describe('proxy credentials', () => {
     });
     extra.push(p);
   });
-  const basic = (u: string, pw: string): string => `Basic ${Buffer.from(`${u}:${pw}`).toString('base64')}`;
 
   it('answers 407 with Proxy-Authenticate when credentials are missing', async () => {
     const res = await rawExchange(p.port, 'CONNECT api.security.microsoft.com:443 HTTP/1.1\r\n\r\n');
@@ -260,13 +260,13 @@ describe('proxy credentials', () => {
   });
 
   it('answers 407 for a wrong password', async () => {
-    const res = await rawExchange(p.port, `CONNECT api.security.microsoft.com:443 HTTP/1.1\r\nProxy-Authorization: ${basic('cognito', 'nope')}\r\n\r\n`);
+    const res = await rawExchange(p.port, `CONNECT api.security.microsoft.com:443 HTTP/1.1\r\nProxy-Authorization: ${basicAuth('cognito', 'nope')}\r\n\r\n`);
     expect(statusOf(res)).toBe(407);
   });
 
   it('binds each caller to its product by user name', async () => {
-    const a = await viaProxy(p.url, p.caPem, 'https://api.security.microsoft.com/api/machines', { token: basic('cognito', 's3cret') });
-    const b = await viaProxy(p.url, p.caPem, 'https://api.security.microsoft.com/api/machines', { token: basic('scanner', 'other') });
+    const a = await viaProxy(p.url, p.caPem, 'https://api.security.microsoft.com/api/machines', { token: basicAuth('cognito', 's3cret') });
+    const b = await viaProxy(p.url, p.caPem, 'https://api.security.microsoft.com/api/machines', { token: basicAuth('scanner', 'other') });
     expect(a.echo!.rawHeaders).toContain('MdePartner-Contoso-ContosoCognito/1.0.0');
     expect(b.echo!.rawHeaders).toContain('MdePartner-Fabrikam-Scanner/2.1');
     expect(a.echo!.rawHeaders.map((h) => h.toLowerCase())).not.toContain('proxy-authorization');

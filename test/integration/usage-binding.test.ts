@@ -12,6 +12,7 @@ import { headerValues, startOrigin, type Origin } from '../helpers/origin.js';
 import { testPki } from '../helpers/pki.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { makeToken, signatureOf } from '../helpers/tokens.js';
+import { basicAuth } from '../helpers/auth.js';
 
 const TID = '11111111-1111-4111-8111-111111111111';
 const APP_A = 'aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa';
@@ -96,7 +97,7 @@ describe('proxy credentials bind before the token application', () => {
   afterAll(() => proxy.close());
 
   it('credentials of cognito win over a token of application B', async () => {
-    const r = await viaProxy(proxy.url, proxy.caPem, 'https://api.security.microsoft.com/api/machines', { token: `Basic ${Buffer.from('cog:pw1').toString('base64')}`, headers: { authorization: `Bearer ${makeToken({ tid: TID, appid: APP_B })}` } });
+    const r = await viaProxy(proxy.url, proxy.caPem, 'https://api.security.microsoft.com/api/machines', { token: basicAuth('cog', 'pw1'), headers: { authorization: `Bearer ${makeToken({ tid: TID, appid: APP_B })}` } });
     expect(headerValues(r.echo!.rawHeaders, 'user-agent')).toEqual([COGNITO_UA]);
   });
 });

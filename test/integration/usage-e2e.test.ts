@@ -12,6 +12,7 @@ import { startOrigin, type Origin } from '../helpers/origin.js';
 import { testPki } from '../helpers/pki.js';
 import { startPostgres, type Postgres } from '../helpers/postgres.js';
 import { makeToken, signatureOf } from '../helpers/tokens.js';
+import { findSeries, seriesValue } from '../helpers/scrape.js';
 
 const T1 = '11111111-1111-4111-8111-111111111111';
 const T2 = '22222222-2222-4222-8222-222222222222';
@@ -180,13 +181,13 @@ describe.each(['sqlite', 'postgres'] as const)('usage evidence on %s', (backend)
       }, () => 'all 55 calls in /usage');
       // Metrics of this process: the tenants, the worst use of a limit, no store errors.
       const metrics = (await admin(p, '/metrics')).text;
-      expect(metrics).toMatch(new RegExp(`mde_partner_proxy_tenant_requests_total\\{product="sync",tenant="${T3}",app="${APP_B}",action="rewritten"\\} 6\n`));
-      expect(metrics).toMatch(new RegExp(`mde_partner_proxy_tenant_requests_total\\{product="cognito",tenant="${T1}",app="${APP_A}",action="compliant"\\} 45\n`));
-      expect(metrics).toMatch(/mde_partner_proxy_usage_store_errors_total 0\n/);
+      expect(findSeries(metrics, `mde_partner_proxy_tenant_requests_total{product="sync",tenant="${T3}",app="${APP_B}",action="rewritten"}`)).toBe(6);
+      expect(findSeries(metrics, `mde_partner_proxy_tenant_requests_total{product="cognito",tenant="${T1}",app="${APP_A}",action="compliant"}`)).toBe(45);
+      expect(findSeries(metrics, 'mde_partner_proxy_usage_store_errors_total')).toBe(0);
       // The burst is still in the hunting minute window unless this machine took a minute since: 40 of 45 at most.
-      const hunting = Number(/mde_partner_proxy_rate_limit_utilization\{product="cognito",group="hunting",window="minute"\} ([\d.e-]+)/.exec(metrics)?.[1]);
+      const hunting = findSeries(metrics, 'mde_partner_proxy_rate_limit_utilization{product="cognito",group="hunting",window="minute"}');
       expect(hunting).toBeLessThanOrEqual(40 / 45);
-      expect(Number(/mde_partner_proxy_rate_limit_utilization\{product="cognito",group="hunting",window="hour"\} ([\d.e-]+)/.exec(metrics)?.[1])).toBeCloseTo(40 / 1500, 6);
+      expect(findSeries(metrics, 'mde_partner_proxy_rate_limit_utilization{product="cognito",group="hunting",window="hour"}')).toBeCloseTo(40 / 1500, 6);
     } finally {
       p.child.kill('SIGTERM');
       expect(await p.exit).toEqual({ code: 0, signal: null });
@@ -262,7 +263,7 @@ describe.each(['sqlite', 'postgres'] as const)('usage evidence on %s', (backend)
 
 describe('store faults never touch the traffic', () => {
   const storeLines = (p: RunningProxy) => logLines(p.stdout()).filter((l) => l['event'] === 'usage-store');
-  const storeErrors = async (p: RunningProxy) => Number(/mde_partner_proxy_usage_store_errors_total (\d+)/.exec((await admin(p, '/metrics')).text)?.[1]);
+  const storeErrors = async (p: RunningProxy) => seriesValue((await admin(p, '/metrics')).text, 'mde_partner_proxy_usage_store_errors_total');
   const total = async (p: RunningProxy) => (await usage(p, 'by=product')).reduce((a, r) => a + Number(r['calls']), 0);
   const headers = { authorization: `Bearer ${TOKENS.t2a}`, 'user-agent': 'python-requests/2.32.3' };
   /** Waits until the usage-store lines are exactly these (the log is written asynchronously), and fails on any other sequence. */

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { ProxyAgent, request } from 'undici';
 import { buildCli, runBounded, startCli, writeConfig, type RunningProxy } from '../helpers/cli-process.js';
 import { testPki } from '../helpers/pki.js';
+import { seriesValue } from '../helpers/scrape.js';
 
 let faulty: Server;
 let p: RunningProxy;
@@ -51,9 +52,7 @@ const KINDS = [
 
 /** A counter's value from the admin /metrics scrape (0 when absent). */
 async function counter(series: string): Promise<number> {
-  const text = await (await request(`${p.adminUrl!}/metrics`)).body.text();
-  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
-  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+  return seriesValue(await (await request(`${p.adminUrl!}/metrics`)).body.text(), series);
 }
 
 it('answers 400 mixed requests with the exact status and code for each fault, and counts exactly the faults', async () => {

@@ -1,6 +1,7 @@
 // decideConnect / decideDestination / decideRequest / decideIdentity as tables.
 import { createCatalogue } from '../../src/catalogue.js';
 import { createProduct, decideConnect, decideDestination, decideIdentity, decidePlain, decideRequest, rewrittenUserAgent, resolveDestination, type Policy } from '../../src/policy.js';
+import { basicAuth } from '../helpers/auth.js';
 
 const cognito = createProduct('cognito', { company: 'Contoso', product: 'ContosoCognito', version: '1.0.0' });
 const scanner = createProduct('scanner', { company: 'Fabrikam', product: 'Scanner', version: '2.1' }, { username: 'scan', password: 'pw' });
@@ -86,20 +87,19 @@ describe('rewrittenUserAgent', () => {
 });
 
 describe('decideIdentity', () => {
-  const basic = (s: string): string => `Basic ${Buffer.from(s).toString('base64')}`;
   const open = policy();
   const locked = policy({ products: [cognito, scanner], defaultProduct: undefined });
   it.each([
     ['no credentials, default product', open, undefined, 'cognito', undefined],
-    ['unrequested credentials keep the default', open, basic('x:y'), 'cognito', undefined],
+    ['unrequested credentials keep the default', open, basicAuth('x', 'y'), 'cognito', undefined],
     ['an unrequested Bearer scheme keeps the default', open, 'Bearer abc', 'cognito', undefined],
     ['no credentials when required', locked, undefined, undefined, 'missing-credentials'],
-    ['right user and password', locked, basic('scan:pw'), 'scanner', undefined],
-    ['wrong password', locked, basic('scan:pw2'), undefined, 'invalid-credentials'],
-    ['unknown user', locked, basic('nobody:pw'), undefined, 'invalid-credentials'],
-    ['no colon', locked, basic('scan'), undefined, 'invalid-credentials'],
+    ['right user and password', locked, basicAuth('scan', 'pw'), 'scanner', undefined],
+    ['wrong password', locked, basicAuth('scan', 'pw2'), undefined, 'invalid-credentials'],
+    ['unknown user', locked, basicAuth('nobody', 'pw'), undefined, 'invalid-credentials'],
+    ['no colon', locked, basicAuth('scan'), undefined, 'invalid-credentials'],
     ['Bearer scheme', locked, 'Bearer abc', undefined, 'unsupported-scheme'],
-    ['lower-case scheme name (RFC 9110 §11.1)', locked, basic('scan:pw').replace('Basic', 'basic'), 'scanner', undefined],
+    ['lower-case scheme name (RFC 9110 §11.1)', locked, basicAuth('scan', 'pw').replace('Basic', 'basic'), 'scanner', undefined],
   ] as const)('%s', (_name, p, header, productId, error) => {
     const d = decideIdentity(p, header);
     expect(d.product?.id).toBe(productId);

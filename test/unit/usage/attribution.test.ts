@@ -122,6 +122,22 @@ describe('createAttributionCache', () => {
     expect(again).toEqual({ tenant: TID, app: 'unknown', appName: '' });
   });
 
+  it('remembers the last token per connection and follows a change of token on it', () => {
+    const cache = createAttributionCache(10);
+    const a = makeToken({ tid: TID, appid: APP });
+    const b = makeToken({ tid: TID, appid: AZP });
+    const conn = {};
+    const first = cache.attribute(`Bearer ${a}`, conn);
+    // A different string of the same content: the connection's memo compares values, not identity.
+    expect(cache.attribute(`Bearer ${a.slice(0)}`, conn)).toBe(first);
+    expect(cache.attribute(`Bearer ${b}`, conn)).toEqual({ tenant: TID, app: AZP, appName: '' });
+    expect(cache.attribute(undefined, conn)).toEqual({ tenant: 'unknown', app: 'unknown', appName: '' });
+    expect(cache.attribute(`Bearer ${a}`, conn)).toBe(first);
+    // Another connection with the same token is served by the digest map: still one entry per token.
+    expect(cache.attribute(`Bearer ${a}`, {})).toBe(first);
+    expect(cache.size).toBe(2);
+  });
+
   it('does not cache requests without a bearer token', () => {
     const cache = createAttributionCache(3);
     expect(cache.attribute(undefined)).toEqual({ tenant: 'unknown', app: 'unknown', appName: '' });
