@@ -5,7 +5,8 @@
 //    and for 10,000 tenant/app pairs. Main-thread CPU (process.cpuUsage) over 1,000,000 events.
 // 2. The 10,000-pair row: 1,000,000 synthetic exchange events over 10,000 tenant/app pairs spread
 //    over 24 hours of a synthetic clock, flushed to a real store (SQLite by default; set
-//    BENCH_USAGE_STORE=postgres://… for PostgreSQL) every 50,000 events as the flush timer would;
+//    BENCH_USAGE_STORE=postgres://… for PostgreSQL) every BENCH_USAGE_FLUSH_EVERY events (default
+//    50,000) as the flush timer would; RSS is the whole process, the SQLite worker thread included;
 //    then RSS, the store's size on disk, and how long the /usage routes take to answer by=tenant,app
 //    and by=day (the admin route handler, without the HTTP hop).
 //
@@ -51,6 +52,7 @@ const { Registry } = await import('prom-client');
 
 const EVENTS = Number(process.env.BENCH_USAGE_EVENTS ?? 1_000_000);
 const PAIRS = Number(process.env.BENCH_USAGE_PAIRS ?? 10_000);
+const FLUSH_EVERY = Number(process.env.BENCH_USAGE_FLUSH_EVERY ?? 50_000);
 const HOUR = 3_600_000;
 const hex = (n, len) => n.toString(16).padStart(len, '0');
 const guid = (kind, i) => `${hex(kind, 8)}-0000-4000-8000-${hex(i, 12)}`;
@@ -141,11 +143,13 @@ async function pairsRow() {
     clock = start + Math.floor((i / EVENTS) * 24 * HOUR);
     recorder.observer.exchangeEnd(exchange({ tenant: guid(1, pair), app: guid(2, pair % 10), appName: `Connector ${pair % 7}`,
       api: apis[Math.floor(i / PAIRS) % apis.length], action: i % 3 === 0 ? 'compliant' : 'rewritten', client: `10.0.${pair % 4}.1`, status: i % 997 === 0 ? 429 : 200 }));
-    if ((i + 1) % 50_000 === 0) {
+    if ((i + 1) % FLUSH_EVERY === 0) {
       const f0 = performance.now();
       await recorder.flush();
       flushMs += performance.now() - f0;
       peakRss = Math.max(peakRss, process.memoryUsage().rss);
+      // BENCH_USAGE_TRACE=1 (with node --expose-gc): memory after each flush and a full collection.
+      if (process.env.BENCH_USAGE_TRACE) { globalThis.gc?.(); const m = process.memoryUsage(); process.stderr.write(`${i + 1} rss ${(m.rss / 2 ** 20).toFixed(0)} heap ${(m.heapUsed / 2 ** 20).toFixed(0)}/${(m.heapTotal / 2 ** 20).toFixed(0)} ext ${(m.external / 2 ** 20).toFixed(0)} ab ${(m.arrayBuffers / 2 ** 20).toFixed(0)}\n`); }
     }
   }
   await recorder.flush();
@@ -166,7 +170,7 @@ async function pairsRow() {
   const storeBytes = usage.store.kind === 'sqlite' ? duBytes(dirname(usage.store.file)) : undefined;
   await recorder.close();
   return {
-    store: usage.store.kind, events: EVENTS, pairs: PAIRS, recordSeconds: Number(recordSeconds.toFixed(1)), flushMsTotal: Math.round(flushMs),
+    store: usage.store.kind, events: EVENTS, pairs: PAIRS, flushEvery: FLUSH_EVERY, recordSeconds: Number(recordSeconds.toFixed(1)), flushMsTotal: Math.round(flushMs),
     rssMiB: Number((peakRss / 2 ** 20).toFixed(1)), rssGrowthMiB: Number(((peakRss - rss0) / 2 ** 20).toFixed(1)),
     storeMiB: storeBytes === undefined ? undefined : Number((storeBytes / 2 ** 20).toFixed(1)), queries,
   };

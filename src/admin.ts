@@ -32,7 +32,16 @@ export interface AdminOptions {
   logger?: pino.Logger;
   /** More GET routes by exact path (/usage, /usage/limits, /report …); the built-in ones cannot be replaced. */
   routes?: ReadonlyMap<string, AdminRoute>;
+  /** Connections the admin listener holds at once (default ADMIN_MAX_CONNECTIONS); later ones are closed unread. */
+  maxConnections?: number;
 }
+
+/**
+ * Connections the admin listener accepts at once: Prometheus keeps one per scraper, probes open one
+ * each; a client that opens hundreds (a broken scraper, a port scan) must not use up the file
+ * descriptors the proxy listeners need.
+ */
+export const ADMIN_MAX_CONNECTIONS = 64;
 
 type ReadyStatus = 'starting' | 'ready' | 'draining';
 
@@ -131,6 +140,18 @@ export function createAdminServer(opts: AdminOptions): AdminServer {
   // Scrapes and probes are small and quick; do not let a slow client hold a socket for minutes.
   server.headersTimeout = 10_000;
   server.requestTimeout = 15_000;
+  server.maxConnections = opts.maxConnections ?? ADMIN_MAX_CONNECTIONS;
+  // One warning per episode: 'drop' fires for each refused connection until one is accepted again.
+  let refusing = false;
+  server.on('drop', () => {
+    if (refusing) return;
+    refusing = true;
+    logger?.warn({ event: 'admin-connections-refused', limit: server.maxConnections },
+      `the admin listener holds ${server.maxConnections} connections: new ones are closed until one ends`);
+  });
+  server.on('connection', () => {
+    refusing = false;
+  });
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     else socket.destroy();

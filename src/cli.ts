@@ -12,15 +12,16 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { caPermits, loadOrCreateCa } from './ca.js';
-import { apiLabel, hostKind, nameConstraintDomains } from './catalogue.js';
+import { nameConstraintDomains } from './catalogue.js';
 import { envLines, proxyUrl, trustSteps, writeTrustBundle } from './client-setup.js';
 import { ConfigError, loadConfig, normaliseConfig, type Config, type ConfigOverrides } from './config.js';
 import { LOG_LEVELS } from './logger.js';
-import { POLICY_MODES, decideConnect, decideRequest, resolveDestination } from './policy.js';
+import { explainRequest, type Explanation } from './explain.js';
+import { POLICY_MODES } from './policy.js';
 import { loadInterceptionCa, runProxy } from './server.js';
 import { formatAuthority, parseAbsoluteTarget } from './target.js';
 import { parsePartnerUserAgent } from './user-agent.js';
-import { attributeToken, decideBinding, guidOrUnknown, isGuid } from './usage/attribution.js';
+import { isGuid } from './usage/attribution.js';
 import { runReport, type ReportCommandArgs } from './usage/report-command.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -91,23 +92,27 @@ async function start(args: CommonArgs): Promise<void> {
   process.on('SIGINT', () => void stop('SIGINT'));
 }
 
-function checkUa(ua: string): void {
+/** `check-ua`: the parts of a User-Agent; exit 1 unless it is a current partner User-Agent. */
+function checkUa(ua: string, args: { json?: boolean }): void {
   const parsed = parsePartnerUserAgent(ua);
-  if (parsed === undefined) {
+  const upgrade = parsed?.legacy === true ? `MdePartner-${parsed.company}-${parsed.product}/${parsed.version}` : null;
+  const valid = parsed !== undefined && !parsed.legacy;
+  if (args.json === true) {
+    out(JSON.stringify({ valid, userAgent: ua, partner: parsed === undefined ? null
+      : { prefix: parsed.prefix, company: parsed.company, product: parsed.product, version: parsed.version, rest: parsed.rest, legacy: parsed.legacy }, upgrade }));
+  } else if (parsed === undefined) {
     out(`not a partner User-Agent: ${JSON.stringify(ua.slice(0, 200))}`);
     out('expected: MdePartner-{Company}-{Product}/{Version}, e.g. MdePartner-Contoso-ContosoCognito/1.0.0');
-    process.exit(1);
+  } else {
+    out(`prefix:  ${parsed.prefix}${parsed.legacy ? ' (legacy form)' : ''}`);
+    out(`company: ${parsed.company}`);
+    out(`product: ${parsed.product}`);
+    out(`version: ${parsed.version}`);
+    if (parsed.rest !== '') out(`rest:    ${parsed.rest}`);
+    if (upgrade !== null) out(`legacy form: Microsoft now asks for ${upgrade}; rewrite mode upgrades it`);
+    else out('valid partner User-Agent');
   }
-  out(`prefix:  ${parsed.prefix}${parsed.legacy ? ' (legacy form)' : ''}`);
-  out(`company: ${parsed.company}`);
-  out(`product: ${parsed.product}`);
-  out(`version: ${parsed.version}`);
-  if (parsed.rest !== '') out(`rest:    ${parsed.rest}`);
-  if (parsed.legacy) {
-    out(`legacy form: Microsoft now asks for MdePartner-${parsed.company}-${parsed.product}/${parsed.version}; rewrite mode upgrades it`);
-    process.exit(1);
-  }
-  out('valid partner User-Agent');
+  if (!valid) process.exit(1);
 }
 
 async function caInit(args: CommonArgs & { force?: boolean }): Promise<void> {
@@ -123,7 +128,7 @@ async function caInit(args: CommonArgs & { force?: boolean }): Promise<void> {
   out(trustSteps({ proxyUrl: proxyUrl(config), caFile: loaded.certFile, bundleFile }));
 }
 
-async function env(args: CommonArgs): Promise<void> {
+async function printEnv(args: CommonArgs): Promise<void> {
   const config = configFrom(args);
   const loaded = await loadInterceptionCa(config);
   const bundleFile = writeTrustBundle(config.stateDir, loaded.ca.certPem);
@@ -156,56 +161,52 @@ interface ExplainArgs extends CommonArgs {
   proxyAuthorization?: string;
   app?: string;
   token?: string;
+  json?: boolean;
 }
 
+/** The text form of an explanation: one `key: value` line per step the request reaches. */
+function explanationText(x: Explanation): string[] {
+  const lines = [`url:          ${x.url}`, `host kind:    ${x.hostKind}`];
+  if (x.identity !== null && 'error' in x.identity) lines.push(`identity:     refused (${x.identity.error}) → ${x.response?.status ?? 407}`);
+  if (x.connect !== null) lines.push(`CONNECT:      ${x.connect.action} (${x.connect.reason})`);
+  if (x.destination !== null) lines.push(`destination:  ${x.destination.action} (${x.destination.reason})`);
+  if (x.connect?.action === 'tunnel') lines.push('The request travels inside a blind tunnel: the proxy neither sees nor changes it.');
+  if (x.token !== null) lines.push(`token:        tenant ${x.token.tenant}, app ${x.token.app}${x.token.appName !== '' ? ` (${x.token.appName})` : ''}`);
+  if (x.identity !== null && 'product' in x.identity) {
+    lines.push(`product:      ${x.identity.product} (${x.identity.userAgent})`);
+    lines.push(`bound by:     ${x.identity.boundBy}${x.identity.boundBy === 'token-application' ? ` (application ${x.identity.app} is in products[].apps)` : ''}`);
+  }
+  if (x.decision !== null) lines.push(`decision:     ${x.decision.action} (${x.decision.reason})`);
+  if (x.api !== null) lines.push(`api label:    ${x.api}`);
+  if (x.userAgentSent !== null) lines.push(`User-Agent →  ${x.userAgentSent}`);
+  if (x.response !== null) lines.push(`response:     ${x.response.status} ${x.response.code}: ${x.response.message}`);
+  if (x.response !== null && x.connectsTo === null) lines.push('The proxy answers itself; nothing is sent upstream.');
+  if (x.connectsTo !== null) lines.push(`connects to:  ${formatAuthority(x.connectsTo)}${x.connectsTo.overridden ? ' (upstream.resolve)' : ''}`);
+  return lines;
+}
+
+/**
+ * `explain URL`: runs the proxy's own decisions (explain.ts) on the request the options describe.
+ * The Proxy-Authorization and the token are only read, never printed.
+ */
 function explain(url: string, args: ExplainArgs): void {
+  if (args.app !== undefined && !isGuid(args.app)) usageError(`--app must be an Azure AD application id (a GUID), got ${JSON.stringify(String(args.app).slice(0, 60))}`, 'explain');
+  if (parseAbsoluteTarget(url) === undefined) usageError(`not an absolute http(s) URL: ${JSON.stringify(url.slice(0, 200))}`, 'explain');
   const config = configFrom(args);
-  if (args.app !== undefined && !isGuid(args.app)) {
-    err(`--app must be an Azure AD application id (a GUID), got ${JSON.stringify(String(args.app).slice(0, 60))}`);
-    process.exit(2);
-  }
-  const policy = config.policy;
-  const target = parseAbsoluteTarget(url);
-  if (target === undefined) {
-    err(`not an absolute http(s) URL: ${url}`);
-    process.exit(2);
-  }
-  const lines: string[] = [`url:          ${url}`, `host kind:    ${hostKind(policy.catalogue, target.host)}`];
-  if (target.scheme === 'https') {
-    const c = decideConnect(policy, target.host, target.port);
-    lines.push(`CONNECT:      ${c.action} (${c.reason})`);
-    if (c.action !== 'intercept') {
-      out([...lines, c.action === 'tunnel' ? 'The request travels inside a blind tunnel: the proxy neither sees nor changes it.' : 'The proxy refuses the CONNECT.'].join('\n'));
-      return;
-    }
-  }
-  // The token is read here as the proxy reads it (payload only, no signature check) and never printed.
-  const fromToken = args.token !== undefined ? attributeToken(args.token.replace(/^bearer\s+/i, '')) : undefined;
-  if (fromToken !== undefined) lines.push(`token:        tenant ${fromToken.tenant}, app ${fromToken.app}${fromToken.appName !== '' ? ` (${fromToken.appName})` : ''}`);
-  const app = args.app !== undefined ? guidOrUnknown(args.app) : fromToken?.app ?? 'unknown';
-  const id = decideBinding(policy, undefined, args.proxyAuthorization, app);
-  if (id.error !== undefined) {
-    out([...lines, `identity:     refused (${id.error}) → 407`].join('\n'));
-    return;
-  }
-  const d = decideRequest(policy, { product: id.product, host: target.host, path: target.path, userAgent: args.ua });
-  const dest = resolveDestination(policy, target.host, target.port);
-  lines.push(`product:      ${id.product.id} (${id.product.userAgent})`);
-  lines.push(`bound by:     ${id.by}${id.by === 'token-application' ? ` (application ${app} is in products[].apps)` : ''}`);
-  lines.push(`decision:     ${d.action} (${d.reason})`);
-  if (d.action !== 'passed') lines.push(`api label:    ${apiLabel(hostKind(policy.catalogue, target.host), target.path)}`);
-  if (d.userAgent !== undefined) lines.push(`User-Agent →  ${d.userAgent}`);
-  if (d.action === 'rejected') lines.push('response:     403 PartnerUserAgentRequired; Microsoft is not contacted');
-  lines.push(`connects to:  ${formatAuthority(dest)}${dest.overridden ? ' (upstream.resolve)' : ''}`);
-  out(lines.join('\n'));
+  const x = explainRequest(config.policy, { url, userAgent: args.ua, proxyAuthorization: args.proxyAuthorization, app: args.app, token: args.token });
+  if (x === undefined) usageError(`not an absolute http(s) URL: ${JSON.stringify(url.slice(0, 200))}`, 'explain');
+  out(args.json === true ? JSON.stringify(x) : explanationText(x).join('\n'));
 }
 
-async function doctor(args: CommonArgs): Promise<void> {
+async function doctor(args: CommonArgs & { json?: boolean }): Promise<void> {
   let failed = 0;
   const check = (ok: boolean, what: string): void => {
     if (!ok) failed++;
     out(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
   };
+  const stray = unknownVariables(process.env);
+  check(stray.length === 0, stray.length === 0 ? 'environment: no unknown MDE_PARTNER_PROXY_* variable'
+    : `environment: unknown variable ${stray.join(', ')}; unset it (Kubernetes: enableServiceLinks: false). Known: ${KNOWN_VARIABLES.join(', ')}`);
   const config = configFrom(args);
   check(true, `configuration: ${config.source}`);
   check(!config.exampleIdentity, config.exampleIdentity ? 'identity: Microsoft\'s example (Contoso); set your own product' : `identity: ${config.policy.products.map((p) => p.userAgent).join(', ')}`);
@@ -246,18 +247,118 @@ const COMMON_OPTIONS = {
   'usage-store': { type: 'string', describe: 'usage store: none, a postgres:// URL, or a SQLite file (default usage.db in the state directory)' },
 } as const;
 
+const JSON_OPTION = { json: { type: 'boolean', describe: 'print the result as one JSON object (shape in docs/cli.md)' } } as const;
+
+/** The options of each command beyond the common ones; every one also reads MDE_PARTNER_PROXY_<OPTION>. */
+const COMMAND_OPTIONS = {
+  'check-ua': { ...JSON_OPTION },
+  'ca init': { force: { type: 'boolean', describe: 'replace an existing CA' } },
+  'config check': {
+    offline: { type: 'boolean', describe: 'do not read secrets kept elsewhere (passwordFile, passwordEnv, upstream.ca)' },
+    ...JSON_OPTION,
+  },
+  explain: {
+    ua: { type: 'string', describe: 'the User-Agent the client sends' },
+    'proxy-authorization': { type: 'string', describe: 'the Proxy-Authorization the client sends (never printed)' },
+    app: { type: 'string', describe: 'the Azure AD application id in the caller\'s token (binds by products[].apps)' },
+    token: { type: 'string', describe: 'the caller\'s bearer token: its tenant and application are read (never checked, stored or printed)' },
+    ...JSON_OPTION,
+  },
+  doctor: { ...JSON_OPTION },
+  report: {
+    from: { type: 'string', describe: 'start of the period, ISO 8601 date or date-time (UTC unless an offset is given); default 30 days before --to' },
+    to: { type: 'string', describe: 'end of the period, excluded; default now' },
+    format: { type: 'string', choices: ['html', 'json', 'csv'], describe: 'output format (default html)' },
+    out: { type: 'string', describe: 'write to this file instead of stdout' },
+    store: { type: 'string', describe: 'usage store to read: a SQLite file or a postgres:// URL (default: usage.store of the config)' },
+    prometheus: { type: 'string', describe: 'compute the report for every replica from this Prometheus server instead (http://host:9090)' },
+  },
+} as const;
+
+interface OptionSpec { readonly type: 'string' | 'boolean'; readonly alias?: string; readonly describe: string; readonly choices?: readonly string[] }
+
 type CommonOption = keyof typeof COMMON_OPTIONS;
 const envVariable = (name: string): string => `${ENV_PREFIX}_${name.replace(/-/g, '_').toUpperCase()}`;
 const camel = (name: string): string => name.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+
+/** Every MDE_PARTNER_PROXY_* variable the CLI reads, sorted: one per option of any command. */
+export const KNOWN_VARIABLES: readonly string[] = [...new Set([COMMON_OPTIONS, ...Object.values(COMMAND_OPTIONS)]
+  .flatMap((table) => Object.keys(table).map(envVariable)))].sort();
+
+/** The MDE_PARTNER_PROXY_* variables of env that are no option of any command. */
+export function unknownVariables(env: NodeJS.ProcessEnv): string[] {
+  return Object.keys(env).filter((name) => name.startsWith(`${ENV_PREFIX}_`) && !KNOWN_VARIABLES.includes(name)).sort();
+}
+
+/** The command words of the CLI: top-level commands, and the subcommands of the two groups. */
+const COMMANDS: Readonly<Record<string, readonly string[]>> = {
+  start: [], 'check-ua': [], ca: ['init'], env: [], config: ['check'], explain: [], doctor: [], report: [], completion: [],
+};
+
+/** Options that take a value, so the word after them is not a command. */
+const VALUE_OPTIONS = new Set([COMMON_OPTIONS, ...Object.values(COMMAND_OPTIONS)].flatMap((table) =>
+  Object.entries(table as Record<string, OptionSpec>).filter(([, spec]) => spec.type === 'string').flatMap(([name, spec]) => [`--${name}`, ...(spec.alias !== undefined ? [`-${spec.alias}`] : [])])));
+
+/** The command words in argv (`['ca', 'init']`), and the first word that names no command, if any. */
+export function commandWords(argv: readonly string[]): { words: string[]; unknown?: string } {
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const token = argv[i]!;
+    if (token === '--') break;
+    if (token.startsWith('-')) {
+      if (!token.includes('=') && VALUE_OPTIONS.has(token)) i++;
+      continue;
+    }
+    positionals.push(token);
+  }
+  const [first, second] = positionals;
+  if (first === undefined) return { words: [] };
+  const subcommands = COMMANDS[first];
+  if (subcommands === undefined) return { words: [], unknown: first };
+  if (subcommands.length === 0 || second === undefined) return { words: [first] };
+  return subcommands.includes(second) ? { words: [first, second] } : { words: [first], unknown: second };
+}
+
+/** A mistake in how the CLI was called: one line, then a hint; exit 2. */
+class UsageError extends Error {
+  readonly hint: string;
+  constructor(message: string, hint: string) {
+    super(message);
+    this.name = 'UsageError';
+    this.hint = hint;
+  }
+}
+
+const helpHint = (words: readonly string[]): string => `Run 'mde-partner-proxy ${[...words, '--help'].join(' ')}' for usage.`;
+
+/** Stops with a usage error about the named command (e.g. 'explain', 'ca init'). */
+function usageError(message: string, command: string): never {
+  throw new UsageError(message, helpHint(command.split(' ')));
+}
+
+/** Refuses to run with a stray MDE_PARTNER_PROXY_* variable (doctor reports it as a check instead). */
+function refuseUnknownVariables(env: NodeJS.ProcessEnv): void {
+  const stray = unknownVariables(env);
+  if (stray.length > 0) throw new UsageError(`unknown environment variable ${stray.join(', ')}`, `Known: ${KNOWN_VARIABLES.join(', ')}`);
+}
+
+/** A boolean option's value from its environment variable. */
+function envBoolean(variable: string, value: string): boolean {
+  if (/^(true|1|yes|on)$/i.test(value)) return true;
+  if (/^(false|0|no|off)$/i.test(value)) return false;
+  throw new UsageError(`${variable} must be true or false, got ${JSON.stringify(value.slice(0, 60))}`, 'Unset it or set it to true or false.');
+}
 
 /**
  * `start` with nothing but the common options, each given at most once in a plain form, parsed with
  * node:util instead of yargs: the way a service manager, a container or `npm start` runs the proxy.
  * A long-running proxy need not load and carry yargs (start-up time and idle memory). Anything else (another
- * command, --help, an unknown or repeated option, a value outside its choices) returns undefined
- * and goes to yargs, which owns the usage text and the error messages.
+ * command, --help, an unknown or repeated option, a value outside its choices, a stray
+ * MDE_PARTNER_PROXY_* variable) returns undefined and goes to yargs, which owns the usage text and
+ * the error messages.
  */
 export function startArgs(argv: readonly string[], environment: NodeJS.ProcessEnv = process.env): CommonArgs | undefined {
+  if (unknownVariables(environment).length > 0) return undefined;
   const rest = argv[0] === 'start' ? argv.slice(1) : argv;
   const options: Record<string, { type: 'string'; short?: string }> = {};
   for (const [name, spec] of Object.entries(COMMON_OPTIONS)) options[name] = { type: 'string', ...('alias' in spec ? { short: spec.alias } : {}) };
@@ -283,70 +384,72 @@ export function startArgs(argv: readonly string[], environment: NodeJS.ProcessEn
 }
 
 /**
- * Every option also reads MDE_PARTNER_PROXY_<OPTION>. Only the known options are read: yargs'
- * own env() would turn any stray variable (Kubernetes injects MDE_PARTNER_PROXY_SERVICE_HOST for
- * a Service of that name) into an unknown-argument error under strict parsing.
+ * Every option also reads MDE_PARTNER_PROXY_<OPTION>; the command line wins. Only the known
+ * options are read: yargs' own env() would turn any stray variable (Kubernetes injects
+ * MDE_PARTNER_PROXY_SERVICE_HOST for a Service of that name) into an unknown-argument error.
  */
-function withEnvDefaults<T extends Record<string, { describe?: string }>>(options: T): T {
-  const withDefaults: Record<string, unknown> = {};
+function withEnvDefaults(options: Readonly<Record<string, OptionSpec>>): Record<string, OptionSpec & { default?: string | boolean }> {
+  const result: Record<string, OptionSpec & { default?: string | boolean }> = {};
   for (const [name, spec] of Object.entries(options)) {
     const variable = envVariable(name);
     const value = process.env[variable];
-    withDefaults[name] = { ...spec, describe: `${spec.describe ?? ''} [env ${variable}]`.trim(), ...(value !== undefined && value !== '' ? { default: value } : {}) };
+    const fromEnv = value === undefined || value === '' ? undefined : spec.type === 'boolean' ? envBoolean(variable, value) : value;
+    result[name] = { ...spec, describe: `${spec.describe} [env ${variable}]`, ...(fromEnv !== undefined ? { default: fromEnv } : {}) };
   }
-  return withDefaults as T;
+  return result;
+}
+
+/** Wraps a command handler: a stray MDE_PARTNER_PROXY_* variable stops every command but doctor. */
+function guarded<A>(handler: (a: A) => void | Promise<void>): (a: A) => Promise<void> {
+  return async (a) => {
+    refuseUnknownVariables(process.env);
+    await handler(a);
+  };
 }
 
 /** Builds the yargs program (loaded on demand: see startArgs); exported so tests can run commands in-process. */
 export async function program(argv: string[]) {
   const { default: yargs } = await import('yargs');
+  const options = (name: keyof typeof COMMAND_OPTIONS) => withEnvDefaults(COMMAND_OPTIONS[name]);
   return yargs(argv)
     .scriptName('mde-partner-proxy')
-    .options(withEnvDefaults(COMMON_OPTIONS))
-    .command(['start', '$0'], 'run the proxy (default command)', {}, (a) => start(a as CommonArgs))
-    .command('check-ua <user-agent>', 'parse a User-Agent; exit 0 when it is a valid partner User-Agent', (y) => y.positional('user-agent', { type: 'string', demandOption: true }),
-      (a) => checkUa(String(a['user-agent'] ?? a.userAgent)))
+    .options(withEnvDefaults(COMMON_OPTIONS as Readonly<Record<string, OptionSpec>>))
+    .command(['start', '$0'], 'run the proxy (default command)', {}, guarded((a) => start(a as CommonArgs)))
+    .command('check-ua <user-agent>', 'parse a User-Agent; exit 0 when it is a valid partner User-Agent', (y) => y
+      .positional('user-agent', { type: 'string', demandOption: true }).options(options('check-ua')),
+    guarded((a) => checkUa(String(a['user-agent'] ?? a.userAgent), a as { json?: boolean })))
     .command('ca', 'manage the interception CA', (y) => y
-      .command('init', 'create the interception CA under the state directory', (z) => z.option('force', { type: 'boolean', describe: 'replace an existing CA' }),
-        (a) => caInit(a as CommonArgs & { force?: boolean }))
+      .command('init', 'create the interception CA under the state directory', (z) => z.options(options('ca init')),
+        guarded((a) => caInit(a as CommonArgs & { force?: boolean })))
       .demandCommand(1, 'name a ca command: init'))
-    .command('env', 'print shell lines that point clients at the proxy and its CA', {}, (a) => env(a as CommonArgs))
+    .command('env', 'print shell lines that point clients at the proxy and its CA', {}, guarded((a) => printEnv(a as CommonArgs)))
     .command('config', 'work with config files', (y) => y
-      .command('check <file>', 'validate a config file and print it normalised (every fault, with its path)', (z) => z.positional('file', { type: 'string', demandOption: true })
-        .option('offline', { type: 'boolean', describe: 'do not read secrets kept elsewhere (passwordFile, passwordEnv, upstream.ca)' })
-        .option('json', { type: 'boolean', describe: 'print the result as JSON' }),
-      (a) => configCheck(String(a.file), a as CommonArgs & { offline?: boolean; json?: boolean }))
+      .command('check <file>', 'validate a config file and print it normalised (every fault, with its path)', (z) => z
+        .positional('file', { type: 'string', demandOption: true }).options(options('config check')),
+      guarded((a) => configCheck(String(a.file), a as CommonArgs & { offline?: boolean; json?: boolean })))
       .demandCommand(1, 'name a config command: check'))
     .command('explain <url>', 'what the proxy would do with a request to a URL, and why', (y) => y
-      .positional('url', { type: 'string', demandOption: true })
-      .option('ua', { type: 'string', describe: 'the User-Agent the client sends' })
-      .option('proxy-authorization', { type: 'string', describe: 'the Proxy-Authorization the client sends' })
-      .option('app', { type: 'string', describe: 'the Azure AD application id in the caller\'s token (binds by products[].apps)' })
-      .option('token', { type: 'string', describe: 'the caller\'s bearer token: its tenant and application are read (never checked, stored or printed)' }),
-    (a) => explain(String(a.url), a as ExplainArgs))
-    .command('doctor', 'check the configuration, the CA and the trust setup', {}, (a) => doctor(a as CommonArgs))
+      .positional('url', { type: 'string', demandOption: true }).options(options('explain')),
+    guarded((a) => explain(String(a.url), a as ExplainArgs)))
+    .command('doctor', 'check the configuration, the CA and the trust setup', (y) => y.options(options('doctor')), (a) => doctor(a as CommonArgs & { json?: boolean }))
     .command('report', 'the compliance report from the usage store (or --prometheus for a fleet); default: the last 30 days, HTML to stdout', (y) => y
-      .options(withEnvDefaults({
-        from: { type: 'string', describe: 'start of the period, ISO 8601 date or date-time (UTC unless an offset is given); default 30 days before --to' },
-        to: { type: 'string', describe: 'end of the period, excluded; default now' },
-        format: { type: 'string', choices: ['html', 'json', 'csv'], describe: 'output format (default html)' },
-        out: { type: 'string', describe: 'write to this file instead of stdout' },
-        store: { type: 'string', describe: 'usage store to read: a SQLite file or a postgres:// URL (default: usage.store of the config)' },
-        prometheus: { type: 'string', describe: 'compute the report for every replica from this Prometheus server instead (http://host:9090)' },
-      } as const))
+      .options(options('report'))
       .conflicts('store', 'prometheus'),
-    (a) => report(a as CommonArgs & ReportCommandArgs))
+    guarded((a) => report(a as CommonArgs & ReportCommandArgs)))
+    .completion('completion', 'print a bash/zsh completion script: mde-partner-proxy completion >> ~/.bashrc')
     .strict()
-    // Usage is for usage mistakes; a fault inside a command (a busy port, an unreadable CA) is one
-    // line from the catch below, not the help text followed by a stack trace.
-    .fail((msg, e, y) => {
+    // Usage is for usage mistakes: one line and a hint. A fault inside a command (a busy port, an
+    // unreadable CA) is thrown on to the one-line catch of the entry point.
+    .fail((msg, e) => {
       if (e) throw e;
-      y.showHelp('error');
-      err(`\n${msg}`);
-      process.exit(1);
+      const { words, unknown } = commandWords(argv);
+      if (unknown !== undefined) throw new UsageError(`unknown command ${JSON.stringify([...words, unknown].join(' '))}`, helpHint(words));
+      throw new UsageError(msg.replace(/\s*\n\s*/g, ' '), helpHint(words));
     })
     .version(VERSION)
-    .help();
+    .alias('v', 'version')
+    .help()
+    .alias('h', 'help');
 }
 
 // npx, npm -g and node_modules/.bin start the CLI through a symlink: compare real paths.
@@ -356,7 +459,16 @@ if (isMain) {
   process.stdout.on('error', (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' ? process.exit(0) : undefined));
   const argv = process.argv.slice(2);
   const quick = startArgs(argv);
-  (quick !== undefined ? start(quick) : program(argv).then((p) => p.parseAsync())).catch((e: unknown) => {
+  const run = async (): Promise<void> => {
+    if (quick !== undefined) return start(quick);
+    await (await program(argv)).parseAsync();
+  };
+  run().catch((e: unknown) => {
+    if (e instanceof UsageError) {
+      err(`mde-partner-proxy: ${e.message}`);
+      err(e.hint);
+      process.exit(2);
+    }
     err(`mde-partner-proxy: ${(e as Error).message}`);
     process.exit(1);
   });

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import pino from 'pino';
 import { Registry } from 'prom-client';
 import { request } from 'undici';
 import { createAdminServer, type AdminServer } from '../../src/admin.js';
@@ -130,6 +131,42 @@ describe('admin server', () => {
     await res.body.text();
     await expect(other.close()).resolves.toBeUndefined();
     await expect(other.close()).resolves.toBeUndefined(); // idempotent
+  });
+
+  it('closes connections past maxConnections unread, logs that once, and serves again when one ends', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(line) });
+    const other = createAdminServer({ registry: new Registry(), maxConnections: 3, logger });
+    const { port: p } = await other.listen(0, '127.0.0.1');
+    const open = (): Promise<net.Socket> => new Promise((resolve, reject) => {
+      const socket = net.connect(p, '127.0.0.1', () => resolve(socket));
+      socket.on('error', reject);
+    });
+    /** Resolves with what the server sent before it closed the socket. */
+    const closedUnread = (socket: net.Socket): Promise<string> => new Promise((resolve) => {
+      let got = '';
+      socket.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      socket.on('close', () => resolve(got));
+    });
+    try {
+      const held = [await open(), await open(), await open()];
+      await new Promise((r) => setTimeout(r, 50)); // the server has accepted all three
+      for (let i = 0; i < 2; i++) {
+        const extra = await open();
+        const answer = closedUnread(extra);
+        extra.write('GET /livez HTTP/1.1\r\nHost: x\r\n\r\n');
+        expect(await answer).toBe('');
+      }
+      expect(lines.filter((l) => l.includes('admin-connections-refused'))).toHaveLength(1);
+      held[0]!.destroy();
+      await new Promise((r) => setTimeout(r, 50));
+      const res = await request(`http://127.0.0.1:${p}/livez`, { reset: true });
+      expect(res.statusCode).toBe(200);
+      await res.body.text();
+      for (const s of held) s.destroy();
+    } finally {
+      await other.close();
+    }
   });
 
   it('rejects listen on a port in use', async () => {

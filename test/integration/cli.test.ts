@@ -10,10 +10,13 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { request } from 'undici';
 import { parse } from 'yaml';
+import type { Explanation } from '../../src/explain.js';
+import { basicAuth } from '../helpers/auth.js';
 import { viaProxy } from '../helpers/client.js';
 import { cleanEnv, run, type RunResult } from '../helpers/child.js';
 import { CLI, ROOT, logLines, sleep } from '../helpers/cli-process.js';
 import { headerValues, startOrigin, type Origin } from '../helpers/origin.js';
+import { jsonBodyOf, rawExchange, statusOf } from '../helpers/raw.js';
 import { testPki } from '../helpers/pki.js';
 import { seriesValue } from '../helpers/scrape.js';
 
@@ -191,11 +194,11 @@ describe('listeners that cannot open', () => {
     }
   });
 
-  it('still shows the usage for a usage mistake', async () => {
+  it('answers a usage mistake with one line and a hint, exit 2, not the whole help', async () => {
     const r = await cli(['no-such-command']);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/Options:/);
-    expect(r.stderr).toMatch(/Unknown argument: no-such-command/);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe('mde-partner-proxy: unknown command "no-such-command"\nRun \'mde-partner-proxy --help\' for usage.\n');
   });
 });
 
@@ -363,6 +366,52 @@ describe('env', () => {
   });
 });
 
+describe('ca init --force from the environment', () => {
+  it('replaces the CA when MDE_PARTNER_PROXY_FORCE is set, as --force does', async () => {
+    const dir = join(tmp('ca-force'), 'state');
+    expect((await cli(['ca', 'init', '--state-dir', dir])).code).toBe(0);
+    const key = readFileSync(join(dir, 'ca-key.pem'), 'utf8');
+    const kept = await cli(['ca', 'init', '--state-dir', dir], { MDE_PARTNER_PROXY_FORCE: 'false' });
+    expect(kept.stdout).toMatch(/already exists/);
+    expect(readFileSync(join(dir, 'ca-key.pem'), 'utf8')).toBe(key);
+    const forced = await cli(['ca', 'init', '--state-dir', dir], { MDE_PARTNER_PROXY_FORCE: 'true' });
+    expect(forced.code).toBe(0);
+    expect(forced.stdout).toMatch(/^Created interception CA/m);
+    expect(readFileSync(join(dir, 'ca-key.pem'), 'utf8')).not.toBe(key);
+  });
+});
+
+describe('unknown MDE_PARTNER_PROXY_* variables', () => {
+  const stray = { MDE_PARTNER_PROXY_SERVICE_HOST: '10.0.0.1' };
+  it.each([
+    ['start', ['start', '--listen', '127.0.0.1:0', '--admin', 'off']],
+    ['the default command', ['--listen', '127.0.0.1:0', '--admin', 'off']],
+    ['check-ua', ['check-ua', EXAMPLE_UA]],
+    ['ca init', ['ca', 'init']],
+    ['env', ['env']],
+    ['config check', ['config', 'check', join(FIXTURES, 'valid-minimal.yaml')]],
+    ['explain', ['explain', 'https://api.security.microsoft.com/api/machines']],
+    ['report', ['report', '--format', 'json']],
+  ])('%s refuses to run: exit 2, one line naming the variable and a hint listing the known ones', async (_name, args) => {
+    const dir = join(tmp('stray'), 'state');
+    const r = await cli([...args, '--state-dir', dir], stray);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toBe('mde-partner-proxy: unknown environment variable MDE_PARTNER_PROXY_SERVICE_HOST');
+    expect(lines[1]).toMatch(/^Known: .*MDE_PARTNER_PROXY_CONFIG\b.*MDE_PARTNER_PROXY_UA\b/);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('doctor reports it as a failed check with the fix', async () => {
+    const dir = join(tmp('stray'), 'state');
+    const r = await cli(['doctor', '--state-dir', dir, '--user-agent', FABRIKAM_UA], stray);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^FAIL +environment: unknown variable MDE_PARTNER_PROXY_SERVICE_HOST/m);
+  });
+});
+
 describe('doctor', () => {
   it('only looks: with no CA yet it reports the missing CA with the fix, and creates nothing', async () => {
     const dir = join(tmp('doctor'), 'state');
@@ -422,10 +471,104 @@ describe('explain', () => {
     expect(lineOf(flag.stdout, 'decision')).toMatch(/^audited\b/);
   });
 
+  it('honours MDE_PARTNER_PROXY_UA as --ua, and --ua wins over it', async () => {
+    const url = 'https://api.security.microsoft.com/api/machines';
+    const fromEnv = await cli(['explain', url], { MDE_PARTNER_PROXY_UA: 'curl/8.5.0' });
+    expect(fromEnv.code).toBe(0);
+    expect(lineOf(fromEnv.stdout, 'decision')).toBe('rewritten (non-partner-user-agent)');
+    const compliant = await cli(['explain', url], { MDE_PARTNER_PROXY_UA: EXAMPLE_UA });
+    expect(lineOf(compliant.stdout, 'decision')).toBe('compliant (compliant-user-agent)');
+    const flag = await cli(['explain', url, '--ua', EXAMPLE_UA], { MDE_PARTNER_PROXY_UA: 'curl/8.5.0' });
+    expect(lineOf(flag.stdout, 'decision')).toBe('compliant (compliant-user-agent)');
+  });
+
+  it('honours MDE_PARTNER_PROXY_PROXY_AUTHORIZATION as --proxy-authorization and never prints its value', async () => {
+    const dir = tmp('explain-auth');
+    const config = join(dir, 'config.yaml');
+    writeFileSync(config, ['version: 1', 'products:',
+      '  - { id: cognito, company: Contoso, product: ContosoCognito, version: 1.0.0, credentials: { username: cognito, password: pw-cognito-77 } }',
+      '  - { id: scanner, company: Fabrikam, product: Scanner, version: 2.0.0, credentials: { username: scanner, password: pw-scanner-99 } }'].join('\n'));
+    const url = 'https://api.security.microsoft.com/api/machines';
+    const none = await cli(['explain', url, '--config', config]);
+    expect(lineOf(none.stdout, 'identity')).toMatch(/^refused \(missing-credentials\) → 407/);
+    const value = basicAuth('scanner', 'pw-scanner-99');
+    const fromEnv = await cli(['explain', url, '--config', config], { MDE_PARTNER_PROXY_PROXY_AUTHORIZATION: value });
+    expect(fromEnv.code).toBe(0);
+    expect(lineOf(fromEnv.stdout, 'product')).toBe(`scanner (${FABRIKAM_UA})`);
+    const flag = await cli(['explain', url, '--config', config, '--proxy-authorization', basicAuth('cognito', 'pw-cognito-77')], { MDE_PARTNER_PROXY_PROXY_AUTHORIZATION: value });
+    expect(lineOf(flag.stdout, 'product')).toBe(`cognito (${EXAMPLE_UA})`);
+    const json = await cli(['explain', url, '--config', config, '--json'], { MDE_PARTNER_PROXY_PROXY_AUTHORIZATION: value });
+    for (const r of [fromEnv, flag, json]) {
+      expect(r.stdout + r.stderr).not.toMatch(/pw-scanner-99|pw-cognito-77/);
+      expect(r.stdout + r.stderr).not.toContain(value.slice(6));
+    }
+  });
+
+  it('refuses http://127.0.0.1:8080/x as the running proxy does: 403 DestinationDenied, naming the reason', async () => {
+    const r = await cli(['explain', 'http://127.0.0.1:8080/x']);
+    expect(r.code).toBe(0);
+    expect(lineOf(r.stdout, 'destination')).toBe('deny (loopback-destination)');
+    expect(lineOf(r.stdout, 'response')).toBe('403 DestinationDenied: 127.0.0.1:8080 refused: it is a loopback address');
+    expect(r.stdout).not.toMatch(/^decision:/m);
+  });
+
   it('exits non-zero for something that is not an absolute URL', async () => {
     const r = await cli(['explain', 'api.security.microsoft.com/api/machines']);
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/absolute/);
+  });
+});
+
+describe('explain agrees with a running proxy', () => {
+  let p: Running;
+  let config: string;
+  beforeAll(async () => {
+    const dir = tmp('explain-vs-proxy');
+    config = resolveConfig(dir, `    "graph.microsoft.com:443": "127.0.0.1:${origin.port}"\notherHosts: deny`);
+    p = await startCli(['--config', config, '--state-dir', join(dir, 'state'), '--listen', '127.0.0.1:0', '--admin', 'off']);
+  }, 30_000);
+  afterAll(() => {
+    p?.child.kill('SIGKILL');
+  });
+
+  const explained = async (url: string, ua?: string): Promise<Explanation> => {
+    const r = await cli(['explain', url, '--config', config, '--json', ...(ua !== undefined ? ['--ua', ua] : [])]);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    return JSON.parse(r.stdout) as Explanation;
+  };
+
+  it.each([
+    ['a loopback address over plain http', 'http://127.0.0.1:8080/x'],
+    ['a disguised loopback address over plain http', 'http://2130706433:8080/x'],
+    ['an unknown host over plain http (otherHosts: deny)', 'http://unknown.example/x'],
+    ['a loopback address over https', 'https://127.0.0.1/x'],
+    ['an IPv6 loopback address over https', 'https://[::1]/x'],
+    ['a catalogue host on a port outside connectPorts', 'https://api.security.microsoft.com:8443/api/machines'],
+    ['an unknown host over https (otherHosts: deny)', 'https://unknown.example/x'],
+  ])('refuses %s with the status, code and message the proxy answers', async (_what, url) => {
+    const x = await explained(url);
+    const t = new URL(url);
+    const authority = `${t.hostname}:${t.port !== '' ? t.port : t.protocol === 'https:' ? 443 : 80}`;
+    const wire = t.protocol === 'https:'
+      ? `CONNECT ${authority} HTTP/1.1\r\nHost: ${authority}\r\n\r\n`
+      : `GET ${url} HTTP/1.1\r\nHost: ${authority}\r\nConnection: close\r\n\r\n`;
+    const answer = await rawExchange(Number(new URL(p.proxyUrl).port), wire);
+    const body = jsonBodyOf(answer) as { error: { code: string; message: string } };
+    expect(x.response).toEqual({ status: statusOf(answer), code: body.error.code, message: body.error.message });
+    expect(x.response?.code).toBe('DestinationDenied');
+    expect(x.connectsTo).toBeNull();
+  });
+
+  it.each([
+    ['an MDE API call without a partner User-Agent', 'https://api.security.microsoft.com/api/machines', 'curl/8.5.0'],
+    ['an MDE API call with the partner User-Agent', 'https://api.security.microsoft.com/api/alerts', EXAMPLE_UA],
+    ['a Graph call outside the security API', 'https://graph.microsoft.com/v1.0/users', 'curl/8.5.0'],
+  ])('forwards %s with the User-Agent explain predicts', async (_what, url, ua) => {
+    const x = await explained(url, ua);
+    expect(x.response).toBeNull();
+    const res = await viaProxy(p.proxyUrl, readFileSync(p.caFile, 'utf8'), url, { headers: { 'user-agent': ua } });
+    expect(res.status).toBe(200);
+    expect(headerValues(res.echo!.rawHeaders, 'user-agent')).toEqual([x.userAgentSent ?? ua]);
   });
 });
 

@@ -1,6 +1,6 @@
 // The `start` fast path of the command line: node:util parses the plain forms, and everything else
 // is left to yargs (undefined), which owns usage text and error messages.
-import { startArgs } from '../../src/cli.js';
+import { KNOWN_VARIABLES, commandWords, startArgs, unknownVariables } from '../../src/cli.js';
 
 const UA = 'MdePartner-Fabrikam-Sentinel/2.1.0';
 
@@ -18,7 +18,7 @@ describe('startArgs', () => {
   });
 
   it('reads MDE_PARTNER_PROXY_* for options not given, and a flag wins over its variable', () => {
-    const env = { MDE_PARTNER_PROXY_MODE: 'audit', MDE_PARTNER_PROXY_USER_AGENT: UA, MDE_PARTNER_PROXY_STATE_DIR: '', MDE_PARTNER_PROXY_SERVICE_HOST: '10.0.0.1' };
+    const env = { MDE_PARTNER_PROXY_MODE: 'audit', MDE_PARTNER_PROXY_USER_AGENT: UA, MDE_PARTNER_PROXY_STATE_DIR: '' };
     expect(startArgs(['start', '--mode', 'reject'], env)).toEqual({ mode: 'reject', userAgent: UA });
   });
 
@@ -34,7 +34,39 @@ describe('startArgs', () => {
     ['a positional', ['start', 'extra'], {}],
     ['a mode outside its choices', ['start', '--mode', 'bogus'], {}],
     ['a log level outside its choices, from the environment', ['start'], { MDE_PARTNER_PROXY_LOG_LEVEL: 'loud' }],
+    ['a stray MDE_PARTNER_PROXY_* variable (refused there)', ['start'], { MDE_PARTNER_PROXY_SERVICE_HOST: '10.0.0.1' }],
   ])('leaves %s to yargs', (_what, argv, env) => {
     expect(startArgs(argv, env)).toBeUndefined();
+  });
+});
+
+describe('unknownVariables', () => {
+  it('names the MDE_PARTNER_PROXY_* variables that are no option of any command, and only those', () => {
+    const env = { MDE_PARTNER_PROXY_SERVICE_HOST: '10.0.0.1', MDE_PARTNER_PROXY_PORT: 'tcp://10.0.0.1:3128', MDE_PARTNER_PROXY_UA: 'curl/8.5.0',
+      MDE_PARTNER_PROXY_FORCE: 'true', MDE_PARTNER_PROXY_CONFIG: '/etc/p.yaml', PATH: '/bin', MDE_PARTNER_PROXYX: '1' };
+    expect(unknownVariables(env)).toEqual(['MDE_PARTNER_PROXY_PORT', 'MDE_PARTNER_PROXY_SERVICE_HOST']);
+  });
+
+  it('knows one variable per option, the common ones and every command\'s', () => {
+    expect(KNOWN_VARIABLES).toEqual(expect.arrayContaining(['MDE_PARTNER_PROXY_CONFIG', 'MDE_PARTNER_PROXY_USER_AGENT', 'MDE_PARTNER_PROXY_FORCE', 'MDE_PARTNER_PROXY_UA',
+      'MDE_PARTNER_PROXY_PROXY_AUTHORIZATION', 'MDE_PARTNER_PROXY_OFFLINE', 'MDE_PARTNER_PROXY_JSON', 'MDE_PARTNER_PROXY_FORMAT']));
+    expect([...KNOWN_VARIABLES].sort()).toEqual(KNOWN_VARIABLES);
+  });
+});
+
+describe('commandWords', () => {
+  it.each<[string[], { words: string[]; unknown?: string }]>([
+    [[], { words: [] }],
+    [['--listen', '127.0.0.1:0'], { words: [] }],
+    [['explain', 'https://x/'], { words: ['explain'] }],
+    [['--config', 'explain', 'doctor'], { words: ['doctor'] }],
+    [['-c', 'f.yaml', 'ca', 'init', '--force'], { words: ['ca', 'init'] }],
+    [['--config=f.yaml', 'config', 'check', 'f.yaml'], { words: ['config', 'check'] }],
+    [['ca'], { words: ['ca'] }],
+    [['ca', 'list'], { words: ['ca'], unknown: 'list' }],
+    [['bogus', 'doctor'], { words: [], unknown: 'bogus' }],
+    [['--json', 'doctor'], { words: ['doctor'] }],
+  ])('finds the command words of %j', (argv, expected) => {
+    expect(commandWords(argv)).toEqual(expected);
   });
 });
