@@ -38,16 +38,25 @@ export interface ListeningAddresses {
 export interface ProxyServer {
   /** Opens the forward listener and every reverse route. */
   listen(): Promise<ListeningAddresses>;
-  /** Serves new requests with another config (listen addresses and CA stay as they are). */
-  reload(config: Config): void;
+  /** Serves new requests with another config (listen addresses and CA stay as they are); says what became of the outbound side. */
+  reload(config: Config): ReloadEffect;
   /** Stops accepting, lets in-flight exchanges finish for up to timeoutMs, then closes everything. */
   drain(timeoutMs: number): Promise<void>;
   /** Closes everything now. */
   close(): Promise<void>;
   readonly ca: LoadedCa;
-  readonly runtime: Runtime;
   /** Connections each listener accepts at once (limits.maxConnections or its default). */
   readonly maxConnections: number;
+}
+
+/**
+ * What a reload did to the outbound side. `kept` pools go on serving with their open connections and
+ * TLS sessions (nothing the outbound side depends on changed); a `kept` trust store was built from
+ * the same upstream.ca files.
+ */
+export interface ReloadEffect {
+  readonly pools: 'kept' | 'rebuilt';
+  readonly trustStore: 'kept' | 'rebuilt';
 }
 
 /** Descriptors kept for listeners, the CA, logs and the admin side before halving the rest. */
@@ -274,9 +283,6 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
 
   return {
     ca,
-    get runtime() {
-      return runtime;
-    },
     get maxConnections() {
       return maxConnections;
     },
@@ -297,6 +303,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       if (next.reverse.length === config.reverse.length) reverseCtx = reverseContexts(next);
       // A replaced outbound side serves its in-flight requests for up to the drain timeout.
       if (runtime.upstream !== old) setTimeout(() => void old.close(), next.timeouts.drain).unref();
+      return { pools: runtime.upstream === old ? 'kept' : 'rebuilt', trustStore: runtime.upstream.trust === old.trust ? 'kept' : 'rebuilt' };
     },
     async drain(timeoutMs) {
       draining = true;
@@ -420,14 +427,14 @@ export async function runProxy(config: Config, opts: RunOptions): Promise<Runnin
       if (formatAuthority(next.listen) !== formatAuthority(current.listen) || reverseRoutes(next) !== reverseRoutes(current)) {
         logger.warn({ event: 'config-reload' }, 'listen addresses or reverse routes changed: restart to apply them; the rest of the new configuration applies now');
       }
-      proxy.reload(next);
+      const effect = proxy.reload(next);
       metrics.setProducts(next.policy.products.map((p) => p.id));
       recorder.reload(next.usage);
       if (describeStore(next.usage.store) !== describeStore(current.usage.store)) logger.warn({ event: 'config-reload' }, 'usage.store changed: restart to apply it');
       logger.level = next.log.level;
       current = next;
       observer.configReload?.('success');
-      logger.info({ event: 'config-reload', trigger, result: 'success' }, 'configuration reloaded');
+      logger.info({ event: 'config-reload', trigger, result: 'success', pools: effect.pools, trustStore: effect.trustStore }, 'configuration reloaded');
     } catch (e) {
       observer.configReload?.('failure');
       logger.error({ event: 'config-reload', trigger, result: 'failure', cause: (e as Error).message }, 'configuration refused; the last good one keeps serving');
