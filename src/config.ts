@@ -8,8 +8,7 @@ import { z } from 'zod';
 import { CLOUDS, createCatalogue, isTokenHost, normaliseHostPattern, type Cloud } from './catalogue.js';
 import { LOG_LEVELS, type LogLevel } from './logger.js';
 import { OTHER_HOSTS, POLICY_MODES, REWRITE_STYLES, createProduct, type Policy, type PolicyMode, type Product } from './policy.js';
-import { normaliseHost } from './address.js';
-import { parseAbsoluteTarget, formatAuthority } from './target.js';
+import { parseAbsoluteTarget, parseAuthority, formatAuthority, type Authority } from './target.js';
 import { isHeaderValueText, parseIdentityString, validateIdentity } from './user-agent.js';
 import { appsSchema, buildUsageConfig, describeStore, usageSchema, type UsageConfig } from './usage/usage-config.js';
 
@@ -167,20 +166,19 @@ function formatPath(path: readonly PropertyKey[]): string {
   return out === '' ? '(root)' : out;
 }
 
-/** Parses `host:port` for a listener; port 0 picks a free port. */
+/** Parses `host:port` for a listener; port 0 picks a free port, and `:port` alone listens on every IPv4 address. */
 export function parseListen(value: string, field: string): ListenAddress {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (m === null || port > 65535) throw new ConfigError(field, `must be host:port (e.g. 127.0.0.1:3128 or [::1]:3128), got ${JSON.stringify(value)}`);
-  const host = m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]!);
-  return { host, port };
+  const text = value.trim();
+  const listen = parseAuthority(text.startsWith(':') ? `0.0.0.0${text}` : text, undefined, { allowZero: true });
+  if (listen === undefined) throw new ConfigError(field, `must be host:port (e.g. 127.0.0.1:3128 or [::1]:3128), got ${JSON.stringify(value)}`);
+  return listen;
 }
 
-function parseHostPort(value: string, field: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]/\s]+)):(\d{1,5})$/.exec(value.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (m === null || !(port >= 1 && port <= 65535)) throw new ConfigError(field, `must be host:port, got ${JSON.stringify(value)}`);
-  return { host: normaliseHost(m[1] ?? m[2]!), port };
+/** Parses a destination `host:port` (port 1-65535). */
+function parseHostPort(value: string, field: string): Authority {
+  const authority = parseAuthority(value.trim());
+  if (authority === undefined) throw new ConfigError(field, `must be host:port, got ${JSON.stringify(value)}`);
+  return authority;
 }
 
 function readSecretFile(file: string, field: string): string {
@@ -272,13 +270,12 @@ function buildProducts(raw: RawConfig, ctx: BuildContext): { products: Product[]
   return { products, exampleIdentity: false };
 }
 
-/** upstream.resolve: `host:port` → `address:port`, both normalised as the proxy formats authorities. */
-function buildResolve(raw: RawConfig['upstream']['resolve']): Map<string, string> {
-  const resolve = new Map<string, string>();
+/** upstream.resolve: `host:port` (keyed as the proxy formats authorities) → where to connect. */
+function buildResolve(raw: RawConfig['upstream']['resolve']): Map<string, Authority> {
+  const resolve = new Map<string, Authority>();
   for (const [key, value] of Object.entries(raw)) {
     const from = parseHostPort(key, `upstream.resolve.${key}`);
-    const to = parseHostPort(value, `upstream.resolve.${key}`);
-    resolve.set(formatAuthority(from), formatAuthority(to));
+    resolve.set(formatAuthority(from), parseHostPort(value, `upstream.resolve.${key}`));
   }
   return resolve;
 }
@@ -472,7 +469,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
       proxy: config.upstream.proxy ? `http://${formatAuthority(config.upstream.proxy)}` : undefined,
       noProxy: config.upstream.noProxy,
       ca: config.upstream.caFiles,
-      resolve: Object.fromEntries(p.resolve),
+      resolve: Object.fromEntries([...p.resolve].map(([from, to]) => [from, formatAuthority(to)])),
     },
     reverse: config.reverse.map((r) => ({ listen: formatAuthority(r.listen), upstream: `https://${formatAuthority(r.upstream)}`, product: r.product.id })),
     timeouts: config.timeouts,
