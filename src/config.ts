@@ -1,6 +1,6 @@
 // YAML → schema (zod) → frozen Config with a compiled Policy. Every error names the field's path.
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve as resolvePath, dirname } from 'node:path';
 import { parseDocument } from 'yaml';
@@ -68,7 +68,10 @@ export interface Config {
   readonly reverse: readonly ReverseRoute[];
   readonly timeouts: Timeouts;
   readonly limits: Limits;
+  /** access.allowedClients as written (CIDRs), for messages. */
   readonly allowedClients: readonly string[];
+  /** access.allowedClients compiled once: each new client connection is checked against it. */
+  readonly clientAllowList: BlockList;
   readonly log: { readonly level: LogLevel };
   /** True when the identity is Microsoft's documented example, not a real product. */
   readonly exampleIdentity: boolean;
@@ -325,17 +328,19 @@ function buildLog(raw: RawConfig, ctx: BuildContext): Config['log'] {
   return { level };
 }
 
-/** access.allowedClients, each checked as a CIDR (default: loopback only). */
-function buildAllowedClients(raw: RawConfig['access']): readonly string[] {
+/** access.allowedClients (default: loopback only), each checked as a CIDR and compiled into one BlockList. */
+function buildAllowedClients(raw: RawConfig['access']): Pick<Config, 'allowedClients' | 'clientAllowList'> {
   const allowedClients = raw.allowedClients ?? ['127.0.0.0/8', '::1/128'];
+  const clientAllowList = new BlockList();
   allowedClients.forEach((c, i) => {
     const [addr = '', bits = ''] = c.split('/');
     const family = isIP(addr);
     if (family === 0 || !/^\d{1,3}$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128)) {
       throw new ConfigError(`access.allowedClients[${i}]`, `must be a CIDR like 10.0.0.0/8 or fd00::/8, got ${JSON.stringify(c)}`);
     }
+    clientAllowList.addSubnet(addr, Number(bits), family === 4 ? 'ipv4' : 'ipv6');
   });
-  return allowedClients;
+  return { allowedClients, clientAllowList };
 }
 
 /** The timeouts section over the defaults. */
@@ -386,7 +391,7 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
     resolve,
     appProducts: new Map(products.flatMap((p) => (p.apps ?? []).map((app): [string, Product] => [app, p]))),
   });
-  const allowedClients = buildAllowedClients(raw.access);
+  const access = buildAllowedClients(raw.access);
   const stateDir = ctx.overrides.stateDir ?? (raw.stateDir !== undefined ? ctx.fromBase(raw.stateDir) : defaultStateDir(ctx.env));
   const usage = buildUsageConfig(raw.usage, { stateDir, baseDir: opts.baseDir, storeOverride: ctx.overrides.usageStore,
     fail: (field, message) => { throw new ConfigError(field, message); } });
@@ -400,7 +405,7 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
     reverse,
     timeouts: buildTimeouts(raw.timeouts),
     limits: buildLimits(raw.limits),
-    allowedClients,
+    ...access,
     log,
     exampleIdentity,
     usage,

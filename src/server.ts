@@ -4,7 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, watch } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
-import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
+import { isIPv6, type BlockList, type AddressInfo, type Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
@@ -105,16 +105,6 @@ export function applyServerSettings(server: Server, c: { readonly timeouts: Time
   (server as Server & { maxHeaderSize: number }).maxHeaderSize = c.limits.maxHeaderBytes;
 }
 
-/** Builds the client allow-list from CIDRs (access.allowedClients). */
-function allowList(cidrs: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const cidr of cidrs) {
-    const [addr, bits] = cidr.split('/') as [string, string];
-    list.addSubnet(addr, Number(bits), isIPv6(addr) ? 'ipv6' : 'ipv4');
-  }
-  return list;
-}
-
 function clientAllowed(list: BlockList, socket: Socket): boolean {
   const addr = socket.remoteAddress;
   if (addr === undefined) return false;
@@ -153,7 +143,6 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   const ca = await loadInterceptionCa(config);
   const issuer = await createLeafIssuer(ca.ca, { onIssued: (host) => observer.certificateIssued?.(host) });
   let runtime: Runtime = { config, upstream: createUpstream(config), observer };
-  let allowed = allowList(config.allowedClients);
   let draining = false;
 
   const inFlight = new Set<ServerResponse>();
@@ -235,7 +224,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     });
     server.on('connection', (socket: Socket) => {
       socket.once('close', () => (full = false));
-      if (!clientAllowed(allowed, socket)) {
+      if (!clientAllowed(runtime.config.clientAllowList, socket)) {
         // The HTTP parser is already attached: mark the socket so no request it carries is served.
         denied.add(socket);
         writeRawError(socket, new ProxyError('ClientDenied', `Client ${socket.remoteAddress ?? '?'} is not in access.allowedClients`));
@@ -294,10 +283,8 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     },
     reload(next) {
       const old = runtime.upstream;
-      const nextAllowed = allowList(next.allowedClients);
       maxConnections = next.limits.maxConnections ?? fallbackMaxConnections;
       runtime = { config: next, upstream: reuseOrCreateUpstream(next, old), observer };
-      allowed = nextAllowed;
       for (const s of servers) s.maxConnections = maxConnections;
       for (const s of [...servers, internal]) applyServerSettings(s, next);
       if (next.reverse.length === config.reverse.length) reverseCtx = reverseContexts(next);

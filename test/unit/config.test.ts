@@ -126,6 +126,15 @@ describe('valid configs', () => {
     expect(build({ version: 1, listen }).listen).toEqual(expected);
   });
 
+  it.each([
+    ['the default list admits loopback', undefined, [['127.0.0.1', 'ipv4', true], ['127.255.0.9', 'ipv4', true], ['::1', 'ipv6', true], ['10.0.0.1', 'ipv4', false], ['::2', 'ipv6', false]]],
+    ['a private network and an IPv6 prefix', ['10.0.0.0/8', 'fd00::/8'], [['10.200.3.4', 'ipv4', true], ['11.0.0.1', 'ipv4', false], ['fd12::1', 'ipv6', true], ['fe80::1', 'ipv6', false], ['127.0.0.1', 'ipv4', false]]],
+    ['one host', ['192.0.2.7/32'], [['192.0.2.7', 'ipv4', true], ['192.0.2.8', 'ipv4', false]]],
+  ] as const)('compiles access.allowedClients once: %s', (_name, allowedClients, checks) => {
+    const c = build({ version: 1, ...(allowedClients ? { access: { allowedClients } } : {}) });
+    expect(checks.map(([addr, family]) => [addr, family, c.clientAllowList.check(addr, family)])).toEqual(checks);
+  });
+
   it('normalises upstream.resolve keys and values', () => {
     const c = build({ version: 1, upstream: { resolve: { 'API.Security.Microsoft.com:443': '127.0.0.1:8443', '[::1]:443': '[::1]:9' } } });
     expect([...c.policy.resolve]).toEqual([['api.security.microsoft.com:443', { host: '127.0.0.1', port: 8443 }], ['[::1]:443', { host: '::1', port: 9 }]]);
