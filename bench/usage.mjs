@@ -28,7 +28,7 @@ await build({
   stdin: {
     contents: [
       "export { createRecorder } from './src/usage/recorder.ts';",
-      "export { createAttributionCache } from './src/usage/attribution-cache.ts';",
+      "export { createAttributionCache } from './src/attribution-cache.ts';",
       "export { createMetrics } from './src/metrics.ts';",
       "export { buildConfig } from './src/config.ts';",
       "export { storeFactory } from './src/usage/open-store.ts';",

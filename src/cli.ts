@@ -21,7 +21,7 @@ import { POLICY_MODES } from './policy.js';
 import { loadInterceptionCa, runProxy } from './server.js';
 import { formatAuthority, parseAbsoluteTarget } from './target.js';
 import { parsePartnerUserAgent } from './user-agent.js';
-import { isGuid } from './usage/attribution.js';
+import { isGuid } from './attribution.js';
 import { runReport, type ReportCommandArgs } from './usage/report-command.js';
 
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;

@@ -2,9 +2,9 @@
 // the request path runs, in the same order (tunnel.ts for CONNECT, forward.ts for the request).
 import { apiLabel, hostKind, type HostKind } from './catalogue.js';
 import { ERRORS, identityError, type ErrorCode } from './errors.js';
-import { decideConnect, decideIdentity, decidePlain, decideRequest, denialText, resolveDestination, type Policy } from './policy.js';
+import { decideBinding, decideConnect, decideIdentity, decidePlain, decideRequest, denialText, resolveDestination, type BindingSource, type Policy } from './policy.js';
 import { formatAuthority, parseAbsoluteTarget } from './target.js';
-import { attributeToken, decideBinding, guidOrUnknown, type Attribution, type BindingSource } from './usage/attribution.js';
+import { attributeToken, guidOrUnknown, type Attribution } from './attribution.js';
 
 /** What the client would send: the URL and the request facts that change the outcome. */
 export interface ExplainInput {

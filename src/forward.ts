@@ -7,14 +7,13 @@ import { apiLabel, hostKind } from './catalogue.js';
 import type { RequestContext, Runtime } from './context.js';
 import { ProxyError, identityError, sendError, toProxyError } from './errors.js';
 import type { RequestAction } from './events.js';
-import { buildRequestHeaders, buildResponseHeaders, countHeader, decideHead, getHeader } from './headers.js';
-import { decidePlain, decideRequest, denialText, type Product } from './policy.js';
+import { buildRequestHeaders, buildResponseHeaders, countHeader, decideHead, getHeader, parseRetryAfter } from './headers.js';
+import { decideBinding, decidePlain, decideRequest, denialText, productForApp, type Product } from './policy.js';
 import { formatAuthority, parseAbsoluteTarget, parseAuthority } from './target.js';
-import { UNKNOWN_ATTRIBUTION, decideBinding, productForApp, type Attribution } from './usage/attribution.js';
-import { createAttributionCache } from './usage/attribution-cache.js';
-import { parseRetryAfter } from './usage/limits.js';
+import { UNKNOWN_ATTRIBUTION, type Attribution } from './attribution.js';
+import { createAttributionCache } from './attribution-cache.js';
 
-/** Token attributions of this process, keyed by a digest of the token (usage/attribution-cache.ts). */
+/** Token attributions of this process, keyed by a digest of the token (attribution-cache.ts). */
 const attributions = createAttributionCache();
 
 /** Responses with a Content-Length up to this size are relayed in one write (fewer TLS records and syscalls). */

@@ -7,6 +7,7 @@ import { formatAuthority, type Authority } from './target.js';
 import { formatPartnerUserAgent, isCompliant, parsePartnerUserAgent, type PartnerIdentity } from './user-agent.js';
 import type { ErrorCode, IdentityFailure } from './errors.js';
 import type { RequestAction } from './events.js';
+import { UNKNOWN } from './attribution.js';
 
 /** Policy modes, rewrite styles and otherHosts values: the config schema and the CLI take these lists. */
 export const POLICY_MODES = ['rewrite', 'reject', 'audit'] as const;
@@ -41,7 +42,7 @@ export interface Policy {
   readonly connectPorts: ReadonlySet<number>;
   /** `host:port` (lowercase, IPv6 bracketed, as formatAuthority writes it) → where that destination really connects. */
   readonly resolve: ReadonlyMap<string, Authority>;
-  /** Application id (lowercase GUID) → the product whose `apps` lists it (usage/attribution.ts productForApp). */
+  /** Application id (lowercase GUID) → the product whose `apps` lists it (productForApp). */
   readonly appProducts?: ReadonlyMap<string, Product>;
 }
 
@@ -200,3 +201,33 @@ export function createProduct(id: string, identity: PartnerIdentity, credentials
   return Object.freeze(credentials === undefined ? base : { ...base, credentials: Object.freeze({ ...credentials }) });
 }
 
+/** How a request was bound to its product, in the order the binding is tried. */
+export type BindingSource = 'reverse-route' | 'proxy-credentials' | 'token-application' | 'default-product';
+
+/**
+ * The product whose `apps` lists this application id, when the caller was not bound by a reverse
+ * route or proxy credentials. Undefined when no product lists it.
+ */
+export function productForApp(policy: Pick<Policy, 'appProducts'>, app: string): Product | undefined {
+  if (app === UNKNOWN || policy.appProducts === undefined || policy.appProducts.size === 0) return undefined;
+  return policy.appProducts.get(app);
+}
+
+export type BindingDecision =
+  | { readonly product: Product; readonly by: BindingSource; readonly error?: undefined }
+  | { readonly product?: undefined; readonly by?: undefined; readonly error: NonNullable<IdentityDecision['error']> };
+
+/**
+ * Binds a caller to a product: its reverse route, else its proxy credentials, else the product
+ * whose `apps` lists its token's application, else the default product. When credentials are
+ * required they decide (a missing or wrong one is refused), so the application binds only callers
+ * that no route or credential binds.
+ */
+export function decideBinding(policy: Policy, routeProduct: Product | undefined, proxyAuthorization: string | undefined, app: string): BindingDecision {
+  if (routeProduct !== undefined) return { product: routeProduct, by: 'reverse-route' };
+  const id = decideIdentity(policy, proxyAuthorization);
+  if (id.error !== undefined) return { error: id.error };
+  if (policy.defaultProduct === undefined) return { product: id.product, by: 'proxy-credentials' };
+  const byApp = productForApp(policy, app);
+  return byApp !== undefined ? { product: byApp, by: 'token-application' } : { product: id.product, by: 'default-product' };
+}

@@ -156,17 +156,3 @@ export function windowsToWarn(w: WindowState, counts: { minute: number; hour: nu
 export function utilisation(count: number, limit: number): number {
   return limit > 0 ? count / limit : 0;
 }
-
-/**
- * Seconds a Retry-After value asks for (RFC 9110 §10.2.3: delay-seconds or an HTTP-date), capped at
- * a day; undefined when absent or unreadable.
- */
-export function parseRetryAfter(value: string | undefined, nowMs: number): number | undefined {
-  if (value === undefined) return undefined;
-  const v = value.trim();
-  if (/^\d{1,10}$/.test(v)) return Math.min(Number(v), 86_400);
-  if (v.length > 64 || !/^[A-Za-z]{3}/.test(v)) return undefined; // an HTTP-date starts with a day name
-  const at = Date.parse(v);
-  if (Number.isNaN(at)) return undefined;
-  return Math.min(Math.max(0, Math.ceil((at - nowMs) / 1000)), 86_400);
-}

@@ -5,7 +5,8 @@
 // that fails keeps the counts here (bounded) until it comes back.
 import type pino from 'pino';
 import type { ExchangeEvent, ProxyObserver } from '../events.js';
-import { UNKNOWN, guidOrUnknown, userAgentFamily } from './attribution.js';
+import { UNKNOWN, guidOrUnknown } from '../attribution.js';
+import { userAgentFamily } from './callers.js';
 import {
   LIMIT_GROUPS, LIMIT_WINDOWS, addCall, createWindow, limitGroup, utilisation, windowCounts, windowsToWarn,
   type LimitGroup, type LimitTable, type LimitWindow, type WindowState,
@@ -466,7 +467,7 @@ export function causeOf(err: unknown): string {
 
 /**
  * A tenant or application id from an event: forward.ts only sends lowercase GUIDs or 'unknown'
- * (attribution.ts); anything else is checked in full and becomes 'unknown'.
+ * (../attribution.ts); anything else is checked in full and becomes 'unknown'.
  */
 function idOf(value: string | undefined): string {
   if (value === undefined || value === UNKNOWN) return UNKNOWN;

@@ -3,7 +3,7 @@
 // get their own metric series, and overrides of the limit table. Also `products[].apps`.
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
-import { isGuid } from './attribution.js';
+import { isGuid } from '../attribution.js';
 import { LIMIT_GROUPS, applyLimitOverrides, type LimitTable } from './limits.js';
 import type { Retention } from './store.js';
 

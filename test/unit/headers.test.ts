@@ -1,5 +1,5 @@
 // Header surgery on flat rawHeaders arrays.
-import { buildRequestHeaders, buildResponseHeaders, countHeader, decideHead, getHeader } from '../../src/headers.js';
+import { buildRequestHeaders, buildResponseHeaders, countHeader, decideHead, getHeader, parseRetryAfter } from '../../src/headers.js';
 
 describe('buildRequestHeaders', () => {
   it.each([
@@ -56,5 +56,15 @@ describe('decideHead', () => {
     ['Content-Encoding: gzip', ['Content-Encoding', 'gzip'], 1, undefined],
   ] as const)('%s → %s', (_name, raw, major, reason) => {
     expect(decideHead(raw, major, 10)?.reason).toBe(reason);
+  });
+});
+
+describe('parseRetryAfter', () => {
+  const T0 = Date.UTC(2026, 0, 1, 12, 0, 0);
+  it.each([
+    ['1', 1], ['120', 120], ['999999999', 86_400], [' 30 ', 30], [undefined, undefined], ['soon', undefined], ['-5', undefined],
+    [new Date(T0 + 30_000).toUTCString(), 30], [new Date(T0 - 30_000).toUTCString(), 0],
+  ])('%j → %j', (value, seconds) => {
+    expect(parseRetryAfter(value, T0)).toBe(seconds);
   });
 });

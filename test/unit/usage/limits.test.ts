@@ -1,7 +1,7 @@
 // Microsoft's limit table, the sliding minute and hour windows, the once-per-window warning, and
 // the LRU that bounds how many windows are held.
 import {
-  DEFAULT_LIMITS, addCall, advanceWindow, applyLimitOverrides, createWindow, limitGroup, parseRetryAfter, utilisation, windowCounts, windowsToWarn,
+  DEFAULT_LIMITS, addCall, advanceWindow, applyLimitOverrides, createWindow, limitGroup, utilisation, windowCounts, windowsToWarn,
 } from '../../../src/usage/limits.js';
 import { createLru } from '../../../src/usage/lru.js';
 import { apiLabel } from '../../../src/catalogue.js';
@@ -94,14 +94,7 @@ describe('windowsToWarn', () => {
   });
 });
 
-describe('parseRetryAfter', () => {
-  it.each([
-    ['1', 1], ['120', 120], ['999999999', 86_400], [' 30 ', 30], [undefined, undefined], ['soon', undefined], ['-5', undefined],
-    [new Date(T0 + 30_000).toUTCString(), 30], [new Date(T0 - 30_000).toUTCString(), 0],
-  ])('%j → %j', (value, seconds) => {
-    expect(parseRetryAfter(value, T0)).toBe(seconds);
-  });
-
+describe('utilisation', () => {
   it('utilisation is a fraction of the limit', () => {
     expect(utilisation(80, 100)).toBe(0.8);
     expect(utilisation(5, 0)).toBe(0);

@@ -1,14 +1,11 @@
-// PURE. Who made an API call: the tenant and application named in the bearer token's payload, and
-// the User-Agent family of a caller. The token's signature is never checked (the proxy is not the
-// resource server and makes no network call); the values are attribution, not authentication.
-// Every value that leaves this file is bounded: a GUID, 'unknown', or a short cleaned string.
-import { decideIdentity, type IdentityDecision, type Policy, type Product } from '../policy.js';
-
+// PURE. Who made an API call: the tenant and application named in the bearer token's payload. The
+// token's signature is never checked (the proxy is not the resource server and makes no network
+// call); the values are attribution, not authentication. The application binds a request to its
+// product (products[].apps, policy.decideBinding), so this is part of the core; the usage side
+// counts by these values. Every value that leaves this file is bounded: a GUID, 'unknown', or a
+// short cleaned string.
 /** Tenant or application that could not be read from a token. */
 export const UNKNOWN = 'unknown';
-
-/** The User-Agent family of a request without a User-Agent. */
-export const NO_USER_AGENT = '(none)';
 
 /** What a bearer token says about its caller. */
 export interface Attribution {
@@ -25,8 +22,6 @@ export const UNKNOWN_ATTRIBUTION: Attribution = Object.freeze({ tenant: UNKNOWN,
 
 /** Longest app display name kept. */
 export const APP_NAME_MAX = 64;
-/** Longest User-Agent family kept. */
-export const FAMILY_MAX = 64;
 /** Payloads longer than this (base64url characters) are not decoded: real Entra ID tokens are far smaller. */
 export const PAYLOAD_MAX = 16_384;
 
@@ -97,59 +92,4 @@ export function attributeToken(token: string | undefined): Attribution {
 /** Attribution of an Authorization header value. */
 export function attributeAuthorization(authorization: string | undefined): Attribution {
   return attributeToken(bearerToken(authorization));
-}
-
-// RFC 9110 §5.6.2 tchar, as a lookup by char code.
-const TCHAR = new Uint8Array(128);
-for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
-
-/**
- * The User-Agent family: its first product token without the version (RFC 9110 §10.1.5
- * `product = token ["/" product-version]`): 'python-requests', 'Go-http-client',
- * 'MdatpPartner-Contoso-ContosoCognito'; '(none)' when there is no User-Agent and '(invalid)' when
- * it does not start with a token. Cut to FAMILY_MAX characters.
- */
-export function userAgentFamily(userAgent: string | undefined): string {
-  if (userAgent === undefined) return NO_USER_AGENT;
-  let start = 0;
-  while (start < userAgent.length && (userAgent.charCodeAt(start) === 0x20 || userAgent.charCodeAt(start) === 0x09)) start++;
-  if (start === userAgent.length) return NO_USER_AGENT;
-  let end = start;
-  while (end < userAgent.length && end - start < FAMILY_MAX) {
-    const c = userAgent.charCodeAt(end);
-    if (c >= 128 || TCHAR[c] !== 1) break;
-    end++;
-  }
-  return end === start ? '(invalid)' : userAgent.slice(start, end);
-}
-
-/** How a request was bound to its product, in the order the binding is tried. */
-export type BindingSource = 'reverse-route' | 'proxy-credentials' | 'token-application' | 'default-product';
-
-/**
- * The product whose `apps` lists this application id, when the caller was not bound by a reverse
- * route or proxy credentials. Undefined when no product lists it.
- */
-export function productForApp(policy: Pick<Policy, 'appProducts'>, app: string): Product | undefined {
-  if (app === UNKNOWN || policy.appProducts === undefined || policy.appProducts.size === 0) return undefined;
-  return policy.appProducts.get(app);
-}
-
-export type BindingDecision =
-  | { readonly product: Product; readonly by: BindingSource; readonly error?: undefined }
-  | { readonly product?: undefined; readonly by?: undefined; readonly error: NonNullable<IdentityDecision['error']> };
-
-/**
- * Binds a caller to a product: its reverse route, else its proxy credentials, else the product
- * whose `apps` lists its token's application, else the default product. When credentials are
- * required they decide (a missing or wrong one is refused), so the application binds only callers
- * that no route or credential binds.
- */
-export function decideBinding(policy: Policy, routeProduct: Product | undefined, proxyAuthorization: string | undefined, app: string): BindingDecision {
-  if (routeProduct !== undefined) return { product: routeProduct, by: 'reverse-route' };
-  const id = decideIdentity(policy, proxyAuthorization);
-  if (id.error !== undefined) return { error: id.error };
-  if (policy.defaultProduct === undefined) return { product: id.product, by: 'proxy-credentials' };
-  const byApp = productForApp(policy, app);
-  return byApp !== undefined ? { product: byApp, by: 'token-application' } : { product: id.product, by: 'default-product' };
 }
