@@ -6,16 +6,14 @@
 // heap and slow the young collections (bench/results.md). Node does not accept the flag in
 // NODE_OPTIONS nor at run time; `npm start`, the bin, the container and the bench all start
 // through this line.
-import { X509Certificate } from 'node:crypto';
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
-import { caPermits, loadOrCreateCa } from './ca.js';
-import { nameConstraintDomains } from './catalogue.js';
 import { envLines, proxyUrl, trustSteps, writeTrustBundle } from './client-setup.js';
 import { ConfigError, loadConfig, normaliseConfig, type Config, type ConfigOverrides } from './config.js';
 import { LOG_LEVELS } from './logger.js';
+import { environmentCheck, runDoctor, type Check } from './doctor.js';
 import { explainRequest, type Explanation } from './explain.js';
 import { POLICY_MODES } from './policy.js';
 import { loadInterceptionCa, runProxy } from './server.js';
@@ -198,35 +196,40 @@ function explain(url: string, args: ExplainArgs): void {
   out(args.json === true ? JSON.stringify(x) : explanationText(x).join('\n'));
 }
 
-async function doctor(args: CommonArgs & { json?: boolean }): Promise<void> {
-  let failed = 0;
-  const check = (ok: boolean, what: string): void => {
-    if (!ok) failed++;
-    out(`${ok ? 'ok  ' : 'FAIL'} ${what}`);
-  };
-  const stray = unknownVariables(process.env);
-  check(stray.length === 0, stray.length === 0 ? 'environment: no unknown MDE_PARTNER_PROXY_* variable'
-    : `environment: unknown variable ${stray.join(', ')}; unset it (Kubernetes: enableServiceLinks: false). Known: ${KNOWN_VARIABLES.join(', ')}`);
-  const config = configFrom(args);
-  check(true, `configuration: ${config.source}`);
-  check(!config.exampleIdentity, config.exampleIdentity ? 'identity: Microsoft\'s example (Contoso); set your own product' : `identity: ${config.policy.products.map((p) => p.userAgent).join(', ')}`);
+interface DoctorArgs extends CommonArgs {
+  json?: boolean;
+  offline?: boolean;
+  timeout?: string;
+  host?: string | string[];
+}
+
+/** The text form of a check: status, name, message and, when not ok, the fix, on one line. */
+function checkLine(c: Check): string {
+  const status = { ok: 'ok  ', warn: 'WARN', fail: 'FAIL', skip: '--  ' }[c.status];
+  return `${status} ${c.name}: ${c.message}${c.fix !== null ? ` (fix: ${c.fix})` : ''}`;
+}
+
+/**
+ * `doctor`: every check on its own line (doctor.ts), exit 1 when any failed. It only looks; a stray
+ * MDE_PARTNER_PROXY_* variable or an invalid configuration is a failed check, not a usage error.
+ */
+async function doctor(args: DoctorArgs): Promise<void> {
+  const timeoutMs = args.timeout === undefined ? 5000 : Number(args.timeout);
+  if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 600_000) usageError(`--timeout must be milliseconds between 1 and 600000, got ${JSON.stringify(String(args.timeout))}`, 'doctor');
+  const hosts = (args.host === undefined ? [] : Array.isArray(args.host) ? args.host : [args.host]).flatMap((h) => h.split(',')).map((h) => h.trim().toLowerCase()).filter((h) => h !== '');
+  const checks: Check[] = [environmentCheck(unknownVariables(process.env), KNOWN_VARIABLES)];
+  let config: Config | undefined;
   try {
-    // Look only: a doctor that created a CA would hide the missing one it is asked about.
-    const loaded = await loadOrCreateCa({ stateDir: config.stateDir, permittedDomains: nameConstraintDomains(config.policy.catalogue), create: false,
-      ...(config.ca.cert !== undefined ? { certFile: config.ca.cert, keyFile: config.ca.key } : {}) });
-    check(true, `interception CA: ${loaded.certFile}`);
-    const cert = new X509Certificate(loaded.ca.certPem);
-    const daysLeft = Math.floor((Date.parse(cert.validTo) - Date.now()) / 86_400_000);
-    check(daysLeft > 30, `CA valid for ${daysLeft} more days`);
-    for (const h of ['api.security.microsoft.com', ...config.policy.catalogue.extraHosts.map((x) => x.replace(/^\*\./, 'x.'))]) {
-      check(caPermits(loaded.ca.certPem, h), `CA name constraints cover ${h}`);
-    }
+    config = loadConfig(args.config, overridesOf(args));
   } catch (e) {
-    check(false, `interception CA: ${(e as Error).message}`);
+    if (!(e instanceof ConfigError)) throw e;
+    for (const problem of e.all) checks.push({ name: 'configuration', status: 'fail', message: `${problem.path}: ${problem.message}`, fix: `mde-partner-proxy config check ${args.config ?? ''} lists every problem with its path`.replace('  ', ' ') });
   }
-  const openToAll = config.allowedClients.some((c) => /^(0\.0\.0\.0|::)\/0$/.test(c));
-  check(!openToAll, `listen ${formatAuthority(config.listen)}, allowed clients ${config.allowedClients.join(', ')}${openToAll ? ' (an open proxy: restrict access.allowedClients)' : ''}`);
-  process.exit(failed === 0 ? 0 : 1);
+  if (config !== undefined) checks.push(...await runDoctor(config, { env: process.env, offline: args.offline === true, timeoutMs, hosts }));
+  const ok = checks.every((c) => c.status !== 'fail');
+  if (args.json === true) out(JSON.stringify({ ok, checks }));
+  else for (const c of checks) out(checkLine(c));
+  process.exit(ok ? 0 : 1);
 }
 
 async function report(args: CommonArgs & ReportCommandArgs): Promise<void> {
@@ -264,7 +267,12 @@ const COMMAND_OPTIONS = {
     token: { type: 'string', describe: 'the caller\'s bearer token: its tenant and application are read (never checked, stored or printed)' },
     ...JSON_OPTION,
   },
-  doctor: { ...JSON_OPTION },
+  doctor: {
+    offline: { type: 'boolean', describe: 'skip the network checks (DNS, TCP, TLS, clock)' },
+    timeout: { type: 'string', describe: 'bound on each network stage of each host, in milliseconds (default 5000)' },
+    host: { type: 'string', describe: 'reach only this host (repeat or comma-separate; default: every exact host of the catalogue)' },
+    ...JSON_OPTION,
+  },
   report: {
     from: { type: 'string', describe: 'start of the period, ISO 8601 date or date-time (UTC unless an offset is given); default 30 days before --to' },
     to: { type: 'string', describe: 'end of the period, excluded; default now' },
@@ -334,6 +342,25 @@ const helpHint = (words: readonly string[]): string => `Run 'mde-partner-proxy $
 /** Stops with a usage error about the named command (e.g. 'explain', 'ca init'). */
 function usageError(message: string, command: string): never {
   throw new UsageError(message, helpHint(command.split(' ')));
+}
+
+/** The positional argument of each command that takes one, for 'missing argument <url>'. */
+const POSITIONALS: Readonly<Record<string, string>> = { 'check-ua': '<user-agent>', explain: '<url>', 'config check': '<file>' };
+
+/** yargs' usage message in our words, on one line: what is wrong and with which option or argument. */
+export function usageMessage(msg: string, argv: readonly string[], words: readonly string[]): string {
+  const line = msg.replace(/\s*\n\s*/g, ' ').trim();
+  if (/^Not enough non-option arguments/.test(line)) return `missing argument ${POSITIONALS[words.join(' ')] ?? ''}`.trim();
+  const choice = /^Invalid values: Argument: (\S+), Given: ("[^"]*"), Choices: (.*)$/.exec(line);
+  if (choice !== null) return `--${choice[1]!} ${choice[2]!} is not one of ${choice[3]!.replace(/"/g, '')}`;
+  const unknown = /^Unknown arguments?: (.*)$/.exec(line);
+  if (unknown !== null) {
+    return unknown[1]!.split(', ').map((name) => {
+      const given = argv.find((a) => a === `--${name}` || a.startsWith(`--${name}=`) || a === `-${name}`);
+      return given !== undefined ? `unknown option ${given.split('=')[0]!}` : `unexpected argument ${JSON.stringify(name)}`;
+    }).join('; ');
+  }
+  return line;
 }
 
 /** Refuses to run with a stray MDE_PARTNER_PROXY_* variable (doctor reports it as a check instead). */
@@ -411,7 +438,8 @@ function guarded<A>(handler: (a: A) => void | Promise<void>): (a: A) => Promise<
 export async function program(argv: string[]) {
   const { default: yargs } = await import('yargs');
   const options = (name: keyof typeof COMMAND_OPTIONS) => withEnvDefaults(COMMAND_OPTIONS[name]);
-  return yargs(argv)
+  const cli = yargs(argv);
+  return cli
     .scriptName('mde-partner-proxy')
     .options(withEnvDefaults(COMMON_OPTIONS as Readonly<Record<string, OptionSpec>>))
     .command(['start', '$0'], 'run the proxy (default command)', {}, guarded((a) => start(a as CommonArgs)))
@@ -431,12 +459,17 @@ export async function program(argv: string[]) {
     .command('explain <url>', 'what the proxy would do with a request to a URL, and why', (y) => y
       .positional('url', { type: 'string', demandOption: true }).options(options('explain')),
     guarded((a) => explain(String(a.url), a as ExplainArgs)))
-    .command('doctor', 'check the configuration, the CA and the trust setup', (y) => y.options(options('doctor')), (a) => doctor(a as CommonArgs & { json?: boolean }))
+    .command('doctor', 'check the configuration, the CA and the trust setup', (y) => y.options(options('doctor')), (a) => doctor(a as DoctorArgs))
     .command('report', 'the compliance report from the usage store (or --prometheus for a fleet); default: the last 30 days, HTML to stdout', (y) => y
       .options(options('report'))
       .conflicts('store', 'prometheus'),
     guarded((a) => report(a as CommonArgs & ReportCommandArgs)))
-    .completion('completion', 'print a bash/zsh completion script: mde-partner-proxy completion >> ~/.bashrc')
+    .command('completion', 'print the bash/zsh completion script: mde-partner-proxy completion >> ~/.bashrc', {}, guarded(() => {
+      cli.showCompletionScript();
+    }))
+    // yargs answers --get-yargs-completions (the script calls it) once completion is on; its own
+    // completion command would ignore --help, so ours prints the script.
+    .completion('get-yargs-completions', false)
     .strict()
     // Usage is for usage mistakes: one line and a hint. A fault inside a command (a busy port, an
     // unreadable CA) is thrown on to the one-line catch of the entry point.
@@ -444,7 +477,7 @@ export async function program(argv: string[]) {
       if (e) throw e;
       const { words, unknown } = commandWords(argv);
       if (unknown !== undefined) throw new UsageError(`unknown command ${JSON.stringify([...words, unknown].join(' '))}`, helpHint(words));
-      throw new UsageError(msg.replace(/\s*\n\s*/g, ' '), helpHint(words));
+      throw new UsageError(usageMessage(msg, argv, words), helpHint(words));
     })
     .version(VERSION)
     .alias('v', 'version')

@@ -58,8 +58,10 @@ export interface RunningProxy {
 }
 
 /** Starts `cli start …` and resolves once its 'ready' log line is out. */
-export async function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<RunningProxy> {
-  const child = spawn(process.execPath, [CLI, 'start', ...args], { env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export async function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}, opts: { cli?: string; nodeFlags?: readonly string[]; cwd?: string } = {}): Promise<RunningProxy> {
+  const child = spawn(process.execPath, [...(opts.nodeFlags ?? []), opts.cli ?? CLI, 'start', ...args], {
+    env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}),
+  });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -5,11 +5,13 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { request } from 'undici';
 import { parse } from 'yaml';
+import { createCatalogue } from '../../src/catalogue.js';
 import type { Explanation } from '../../src/explain.js';
 import { basicAuth } from '../helpers/auth.js';
 import { viaProxy } from '../helpers/client.js';
@@ -199,6 +201,112 @@ describe('listeners that cannot open', () => {
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
     expect(r.stderr).toBe('mde-partner-proxy: unknown command "no-such-command"\nRun \'mde-partner-proxy --help\' for usage.\n');
+  });
+});
+
+describe('command-line conventions', () => {
+  const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+  const COMMANDS = [[], ['start'], ['check-ua'], ['ca'], ['ca', 'init'], ['env'], ['config'], ['config', 'check'], ['explain'], ['doctor'], ['report'], ['completion']];
+
+  it.each(COMMANDS.map((words, i) => [words.join(' ') || '(no command)', i % 2 === 0 ? '-h' : '--help', words] as const))('%s %s prints its own usage, exit 0', async (_name, flag, words) => {
+    const r = await cli([...words, flag]);
+    expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(r.stdout.split('\n')[0]).toMatch(new RegExp(`^mde-partner-proxy${words.length > 0 ? ` ${words.join(' ')}` : ''}( <[a-z-]+>)?$`));
+    expect(r.stdout).toMatch(/^Options:$/m);
+  });
+
+  it.each(COMMANDS.map((words, i) => [words.join(' ') || '(no command)', i % 2 === 0 ? '-v' : '--version', words] as const))('%s %s prints the version, exit 0', async (_name, flag, words) => {
+    const r = await cli([...words, flag]);
+    expect(r).toEqual({ code: 0, stdout: `${VERSION}\n`, stderr: '' });
+  });
+
+  it.each([
+    ['an unknown command', ['frobnicate'], 'unknown command "frobnicate"', 'mde-partner-proxy --help'],
+    ['an unknown subcommand', ['ca', 'list'], 'unknown command "ca list"', 'mde-partner-proxy ca --help'],
+    ['a missing subcommand', ['config'], 'name a config command: check', 'mde-partner-proxy config --help'],
+    ['an unknown option', ['explain', 'https://api.security.microsoft.com/', '--verbose'], 'unknown option --verbose', 'mde-partner-proxy explain --help'],
+    ['a missing argument', ['explain'], 'missing argument <url>', 'mde-partner-proxy explain --help'],
+    ['a missing argument of a subcommand', ['--config', 'x.yaml', 'config', 'check'], 'missing argument <file>', 'mde-partner-proxy config check --help'],
+    ['an extra argument', ['check-ua', EXAMPLE_UA, 'extra'], 'unexpected argument "extra"', 'mde-partner-proxy check-ua --help'],
+    ['a value outside its choices', ['env', '--mode', 'strict'], '--mode "strict" is not one of rewrite, reject, audit', 'mde-partner-proxy env --help'],
+    ['an URL that is not absolute', ['explain', 'api.security.microsoft.com/api/machines'], 'not an absolute http(s) URL: "api.security.microsoft.com/api/machines"', 'mde-partner-proxy explain --help'],
+    ['an --app that is no GUID', ['explain', 'https://api.security.microsoft.com/', '--app', 'sync'], '--app must be an Azure AD application id (a GUID), got "sync"', 'mde-partner-proxy explain --help'],
+  ])('%s: exit 2, one line and a hint, no help text', async (_what, args, message, help) => {
+    const dir = join(tmp('usage'), 'state');
+    const r = await cli([...args, '--state-dir', dir]);
+    expect(r).toEqual({ code: 2, stdout: '', stderr: `mde-partner-proxy: ${message}\nRun '${help}' for usage.\n` });
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  it('refuses a boolean option variable that is not true or false', async () => {
+    const r = await cli(['ca', 'init', '--state-dir', join(tmp('usage'), 'state')], { MDE_PARTNER_PROXY_FORCE: 'sometimes' });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('mde-partner-proxy: MDE_PARTNER_PROXY_FORCE must be true or false, got "sometimes"\nUnset it or set it to true or false.\n');
+  });
+
+  it('completion prints a bash completion script that asks the CLI for its words', async () => {
+    const r = await cli(['completion']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^###-begin-mde-partner-proxy-completions-###$/m);
+    expect(r.stdout).toContain('mde-partner-proxy --get-yargs-completions');
+    expect(r.stdout).toMatch(/^complete -o bashdefault -o default -F _mde-partner-proxy_yargs_completions mde-partner-proxy$/m);
+  });
+
+  it('--get-yargs-completions gives the command names, then the subcommands and options of a command', async () => {
+    const top = await cli(['--get-yargs-completions', 'mde-partner-proxy', '']);
+    expect(top.code).toBe(0);
+    expect(top.stdout.split('\n').filter((w) => w !== '' && !w.startsWith('-'))).toEqual(['start', 'check-ua', 'ca', 'env', 'config', 'explain', 'doctor', 'report', 'completion']);
+    const ca = await cli(['--get-yargs-completions', 'mde-partner-proxy', 'ca', '']);
+    expect(ca.stdout.split('\n')).toContain('init');
+    const explain = await cli(['--get-yargs-completions', 'mde-partner-proxy', 'explain', '--']);
+    expect(explain.stdout.split('\n')).toEqual(expect.arrayContaining(['--ua', '--proxy-authorization', '--json']));
+  });
+
+  it('completes in a real bash with the printed script', async () => {
+    const bin = tmp('completion');
+    writeFileSync(join(bin, 'mde-partner-proxy'), `#!/bin/sh\nexec "${process.execPath}" "${CLI}" "$@"\n`, { mode: 0o755 });
+    const script = [
+      'source <(mde-partner-proxy completion)',
+      'COMP_WORDS=(mde-partner-proxy ex); COMP_CWORD=1; _mde-partner-proxy_yargs_completions; echo "1:${COMPREPLY[*]}"',
+      'COMP_WORDS=(mde-partner-proxy config ""); COMP_CWORD=2; _mde-partner-proxy_yargs_completions; echo "2:${COMPREPLY[*]}"',
+    ].join('\n');
+    const r = await run('bash', ['-c', script], { env: { PATH: `${bin}:${process.env.PATH ?? '/usr/bin:/bin'}` } });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toMatch(/^1:explain$/m);
+    expect(r.stdout).toMatch(/^2:.*\bcheck\b/m);
+  });
+});
+
+describe('--json output', () => {
+  it('check-ua --json: valid, the parts, and the upgrade of a legacy form; the exit code as without --json', async () => {
+    const valid = await cli(['check-ua', '--json', 'MdePartner-JoeSecurity-JoeSecuritySandbox-AzureFunctionApp/4.4.1 python-requests/2.32.3']);
+    expect(valid.code).toBe(0);
+    expect(JSON.parse(valid.stdout)).toEqual({
+      valid: true, userAgent: 'MdePartner-JoeSecurity-JoeSecuritySandbox-AzureFunctionApp/4.4.1 python-requests/2.32.3',
+      partner: { prefix: 'MdePartner', company: 'JoeSecurity', product: 'JoeSecuritySandbox-AzureFunctionApp', version: '4.4.1', rest: 'python-requests/2.32.3', legacy: false },
+      upgrade: null,
+    });
+    const legacy = await cli(['check-ua', '--json', 'MdatpPartner-Contoso-ContosoCognito/1.0.0']);
+    expect(legacy.code).toBe(1);
+    expect(JSON.parse(legacy.stdout)).toMatchObject({ valid: false, partner: { prefix: 'MdatpPartner', legacy: true }, upgrade: EXAMPLE_UA });
+    const none = await cli(['check-ua', '--json', 'python-requests/2.32.3']);
+    expect(none.code).toBe(1);
+    expect(JSON.parse(none.stdout)).toEqual({ valid: false, userAgent: 'python-requests/2.32.3', partner: null, upgrade: null });
+  });
+
+  it('explain --json: one object with every key, null where a step does not apply', async () => {
+    const r = await cli(['explain', '--json', 'https://login.microsoftonline.com/common/oauth2/v2.0/token']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({
+      url: 'https://login.microsoftonline.com/common/oauth2/v2.0/token', scheme: 'https', host: 'login.microsoftonline.com', port: 443, hostKind: 'token',
+      connect: { action: 'tunnel', reason: 'token-endpoint' }, destination: null, token: null, identity: null, decision: null, api: null, userAgentSent: null,
+      response: null, connectsTo: { host: 'login.microsoftonline.com', port: 443, overridden: false },
+    });
+  });
+
+  it('MDE_PARTNER_PROXY_JSON=true asks for JSON as --json does', async () => {
+    const r = await cli(['check-ua', EXAMPLE_UA], { MDE_PARTNER_PROXY_JSON: 'true' });
+    expect(JSON.parse(r.stdout)).toMatchObject({ valid: true });
   });
 });
 
@@ -406,28 +514,164 @@ describe('unknown MDE_PARTNER_PROXY_* variables', () => {
 
   it('doctor reports it as a failed check with the fix', async () => {
     const dir = join(tmp('stray'), 'state');
-    const r = await cli(['doctor', '--state-dir', dir, '--user-agent', FABRIKAM_UA], stray);
+    const r = await cli(['doctor', '--state-dir', dir, '--user-agent', FABRIKAM_UA, '--offline'], stray);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/^FAIL +environment: unknown variable MDE_PARTNER_PROXY_SERVICE_HOST/m);
   });
 });
 
 describe('doctor', () => {
+  /** Every exact host of the commercial catalogue: doctor reaches each one. */
+  const HOSTS = [...createCatalogue(['commercial']).exact.keys()];
+  /** A config that sends every enforced host to `target` (host:port) through upstream.resolve. */
+  const doctorConfig = (dir: string, target: string, extra: string[] = [], trustOrigin = true): string => {
+    const file = join(dir, 'doctor.yaml');
+    writeFileSync(file, ['version: 1', 'products:', '  - { id: scanner, company: Fabrikam, product: Scanner, version: 2.0.0 }', 'upstream:',
+      ...(trustOrigin ? [`  ca: ${msRootFile}`] : []), '  resolve:', ...HOSTS.map((h) => `    "${h}:443": "${target}"`), ...extra].join('\n'));
+    return file;
+  };
+  const checkStatus = (out: string, name: string): string | undefined => out.split('\n').find((l) => l.slice(5).startsWith(`${name}: `))?.slice(0, 4).trim();
+  const lineFor = (out: string, name: string): string => out.split('\n').find((l) => l.slice(5).startsWith(`${name}: `)) ?? `(no ${name} line in)\n${out}`;
+  let stateDir: string;
+  let caFile: string;
+
+  beforeAll(async () => {
+    stateDir = join(tmp('doctor-ca'), 'state');
+    expect((await cli(['ca', 'init', '--state-dir', stateDir])).code).toBe(0);
+    caFile = join(stateDir, 'ca.pem');
+  }, 30_000);
+
   it('only looks: with no CA yet it reports the missing CA with the fix, and creates nothing', async () => {
     const dir = join(tmp('doctor'), 'state');
-    const r = await cli(['doctor', '--state-dir', dir, '--user-agent', FABRIKAM_UA]);
+    const r = await cli(['doctor', '--state-dir', dir, '--user-agent', FABRIKAM_UA, '--offline']);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/^FAIL .*interception CA.*no interception CA yet.*ca init/m);
+    expect(r.stdout).toMatch(/^FAIL interception CA: .*no interception CA yet.*\(fix: mde-partner-proxy ca init\)$/m);
     expect(existsSync(dir)).toBe(false);
   });
 
   it('reports the CA created by ca init as present, without replacing it', async () => {
-    const dir = join(tmp('doctor'), 'state');
-    expect((await cli(['ca', 'init', '--state-dir', dir])).code).toBe(0);
-    const before = readFileSync(join(dir, 'ca.pem'), 'utf8');
-    const r = await cli(['doctor', '--state-dir', dir, '--user-agent', FABRIKAM_UA]);
-    expect(r.stdout).toMatch(new RegExp(`^ok +interception CA: ${join(dir, 'ca.pem').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'));
-    expect(readFileSync(join(dir, 'ca.pem'), 'utf8')).toBe(before);
+    const before = readFileSync(caFile, 'utf8');
+    const r = await cli(['doctor', '--state-dir', stateDir, '--user-agent', FABRIKAM_UA, '--offline']);
+    expect(r.stdout).toMatch(new RegExp(`^ok +interception CA: ${caFile.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}$`, 'm'));
+    expect(lineFor(r.stdout, 'CA validity')).toMatch(/^ok {3}CA validity: valid until \d{4}-\d\d-\d\d \(\d+ days\)$/);
+    expect(readFileSync(caFile, 'utf8')).toBe(before);
+  });
+
+  it('passes with every host reached by DNS (upstream.resolve), TCP and TLS, the trust variables holding the CA and the clock in step; --json has the same checks', async () => {
+    const config = doctorConfig(tmp('doctor-ok'), `127.0.0.1:${origin.port}`);
+    const env = { SSL_CERT_FILE: join(stateDir, 'ca-bundle.pem'), NODE_EXTRA_CA_CERTS: caFile, REQUESTS_CA_BUNDLE: join(stateDir, 'ca-bundle.pem') };
+    const before = origin.received.length;
+    const r = await cli(['doctor', '--config', config, '--state-dir', stateDir], env);
+    expect({ code: r.code, stderr: r.stderr, failed: r.stdout.split('\n').filter((l) => l.startsWith('FAIL')) }).toEqual({ code: 0, stderr: '', failed: [] });
+    for (const host of HOSTS) {
+      expect(lineFor(r.stdout, host)).toMatch(new RegExp(`^ok   ${host.replace(/\./g, '\\.')}: upstream\\.resolve → 127\\.0\\.0\\.1:${origin.port}, TCP, TLS TLSv1\\.[23] \\(issuer Test Microsoft Root\\)$`));
+    }
+    expect(origin.received.length - before).toBe(HOSTS.length);
+    expect(origin.received.slice(before).every((q) => q.method === 'HEAD' && headerValues(q.rawHeaders, 'user-agent')[0] === FABRIKAM_UA)).toBe(true);
+    expect(lineFor(r.stdout, 'clock')).toMatch(/^ok {3}clock: \d s (ahead of|behind) the Date of /);
+    for (const name of ['SSL_CERT_FILE', 'NODE_EXTRA_CA_CERTS', 'REQUESTS_CA_BUNDLE']) expect(checkStatus(r.stdout, name)).toBe('ok');
+    expect(checkStatus(r.stdout, 'CURL_CA_BUNDLE')).toBeUndefined(); // not set: not checked
+    const json = await cli(['doctor', '--config', config, '--state-dir', stateDir, '--json'], env);
+    expect(json.code).toBe(0);
+    const parsed = JSON.parse(json.stdout) as { ok: boolean; checks: { name: string; status: string; message: string; fix: string | null }[] };
+    expect(parsed.ok).toBe(true);
+    expect(parsed.checks.map((c) => c.name)).toEqual(r.stdout.trimEnd().split('\n').map((l) => l.slice(5, l.indexOf(': '))));
+    for (const c of parsed.checks) expect(Object.keys(c)).toEqual(['name', 'status', 'message', 'fix']);
+  });
+
+  it('fails a trust variable whose file lacks the CA and warns about one that holds only the CA, each with the fix', async () => {
+    const r = await cli(['doctor', '--state-dir', stateDir, '--user-agent', FABRIKAM_UA, '--offline'],
+      { REQUESTS_CA_BUNDLE: '/etc/ssl/certs/ca-certificates.crt', CURL_CA_BUNDLE: caFile });
+    expect(r.code).toBe(1);
+    expect(lineFor(r.stdout, 'REQUESTS_CA_BUNDLE')).toMatch(/^FAIL REQUESTS_CA_BUNDLE: \/etc\/ssl\/certs\/ca-certificates\.crt does not contain the interception CA .*\(fix: eval "\$\(mde-partner-proxy env\)" sets them all; or point it at .*ca-bundle\.pem\)$/);
+    expect(lineFor(r.stdout, 'CURL_CA_BUNDLE')).toMatch(/^WARN CURL_CA_BUNDLE: .* holds only the interception CA: tunnelled hosts .* \(fix: use ca-bundle\.pem/);
+  });
+
+  it('fails TLS to an origin whose certificate the upstream trust does not accept, naming the fix', async () => {
+    const config = doctorConfig(tmp('doctor-tls'), `127.0.0.1:${origin.port}`, [], false);
+    const r = await cli(['doctor', '--config', config, '--state-dir', stateDir, '--host', 'api.security.microsoft.com']);
+    expect(r.code).toBe(1);
+    expect(lineFor(r.stdout, 'api.security.microsoft.com')).toMatch(/^FAIL api\.security\.microsoft\.com: upstream\.resolve → .*, TCP, TLS failed: .*(certificate|issuer).*\(fix: .*upstream\.ca/);
+    expect(checkStatus(r.stdout, 'graph.microsoft.com')).toBeUndefined(); // --host limits the hosts
+  });
+
+  it('fails TCP to a closed port, and times out (never hangs) on a peer that accepts but never answers the TLS handshake', async () => {
+    const silent = createServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const closedPort = (closed.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    try {
+      const refused = await cli(['doctor', '--config', doctorConfig(tmp('doctor-tcp'), `127.0.0.1:${closedPort}`), '--state-dir', stateDir, '--host', 'graph.microsoft.com']);
+      expect(refused.code).toBe(1);
+      expect(lineFor(refused.stdout, 'graph.microsoft.com')).toMatch(/^FAIL graph\.microsoft\.com: upstream\.resolve → .*, TCP failed: .*ECONNREFUSED.*\(fix: allow egress/);
+      const hung = await cli(['doctor', '--config', doctorConfig(tmp('doctor-hang'), `127.0.0.1:${(silent.address() as AddressInfo).port}`), '--state-dir', stateDir,
+        '--timeout', '300', '--host', 'api.security.microsoft.com,graph.microsoft.com']);
+      expect(hung.code).toBe(1);
+      for (const host of ['api.security.microsoft.com', 'graph.microsoft.com']) {
+        expect(lineFor(hung.stdout, host)).toMatch(/, TCP, TLS failed: TLS handshake timed out after 300 ms \(fix: /);
+      }
+      expect(checkStatus(hung.stdout, 'clock')).toBe('--');
+    } finally {
+      silent.close();
+    }
+  });
+
+  it('goes through upstream.proxy when one is set: the upstream proxy is asked to CONNECT the resolved address', async () => {
+    const dir = tmp('doctor-proxy');
+    const outerConfig = join(dir, 'outer.yaml');
+    writeFileSync(outerConfig, ['version: 1', 'log:', '  level: info', 'access:', '  allowPrivateDestinations: true', `  connectPorts: [${origin.port}]`].join('\n'));
+    const outer = await startCli(['--config', outerConfig, '--state-dir', join(dir, 'outer-state'), '--listen', '127.0.0.1:0', '--admin', 'off', '--user-agent', EXAMPLE_UA]);
+    try {
+      const config = doctorConfig(dir, `127.0.0.1:${origin.port}`, [`  proxy: ${outer.proxyUrl}`]);
+      const r = await cli(['doctor', '--config', config, '--state-dir', stateDir, '--host', 'api.security.microsoft.com']);
+      expect(r.code).toBe(0);
+      expect(lineFor(r.stdout, 'api.security.microsoft.com')).toBe(`ok   api.security.microsoft.com: upstream.resolve → 127.0.0.1:${origin.port}, TCP through upstream proxy ${outer.proxyUrl.slice(7)}, TLS TLSv1.3 (issuer Test Microsoft Root)`);
+      const tunnels = await until(() => {
+        const t = logLines(outer.stdout()).filter((l) => l['event'] === 'tunnel' && l['action'] === 'tunnelled');
+        return t.length > 0 ? t : undefined;
+      }, () => `a tunnel line from the upstream proxy in\n${outer.stdout()}`);
+      expect(tunnels[0]).toMatchObject({ 'server.address': '127.0.0.1', 'server.port': origin.port });
+    } finally {
+      outer.child.kill('SIGKILL');
+    }
+  });
+
+  it('warns when the clock differs from the origin\'s Date by more than 60 s, and still exits 0', async () => {
+    const issuer = (await testPki()).msIssuer;
+    const skewed = createHttpsServer({ SNICallback: (name, cb) => void issuer.secureContextFor(name).then((ctx) => cb(null, ctx), (e: Error) => cb(e, undefined)) },
+      (_req, res) => {
+        res.setHeader('date', new Date(Date.now() - 2 * 3600_000).toUTCString());
+        res.end();
+      });
+    await new Promise<void>((resolve) => skewed.listen(0, '127.0.0.1', resolve));
+    try {
+      const config = doctorConfig(tmp('doctor-clock'), `127.0.0.1:${(skewed.address() as AddressInfo).port}`);
+      const r = await cli(['doctor', '--config', config, '--state-dir', stateDir, '--host', 'api.security.microsoft.com']);
+      expect(lineFor(r.stdout, 'clock')).toMatch(/^WARN clock: 720\d s ahead of the Date of api\.security\.microsoft\.com \(fix: synchronise this machine's clock/);
+      expect(r.code).toBe(0);
+    } finally {
+      skewed.closeAllConnections();
+      skewed.close();
+    }
+  });
+
+  it.each([
+    ['0.0.0.0:9464', 'WARN', /is reachable beyond this host and has no authentication .*\(fix: bind admin to 127\.0\.0\.1/],
+    ['127.0.0.1:9464', 'ok', /^ok {3}admin listener: 127\.0\.0\.1:9464 \(loopback only\)$/],
+    ['off', 'ok', /^ok {3}admin listener: off$/],
+  ])('reports an admin listener on %s as %s', async (admin, status, line) => {
+    const r = await cli(['doctor', '--state-dir', stateDir, '--user-agent', FABRIKAM_UA, '--offline', '--admin', admin]);
+    expect(r.code).toBe(0);
+    expect(checkStatus(r.stdout, 'admin listener')).toBe(status);
+    expect(lineFor(r.stdout, 'admin listener')).toMatch(line);
+  });
+
+  it('reports every configuration mistake as a failed check (exit 1, not a usage error)', async () => {
+    const r = await cli(['doctor', '--config', join(FIXTURES, 'invalid-five-mistakes.yaml'), '--offline']);
+    expect(r.code).toBe(1);
+    expect(r.stdout.split('\n').filter((l) => l.startsWith('FAIL configuration: '))).toHaveLength(5);
   });
 });
 

@@ -1,24 +1,30 @@
-// Real clients (curl, Python requests, undici) through the proxy to a Microsoft API host that
+// Real clients (curl, Python requests, undici, Go's net/http) through the proxy to a Microsoft API host that
 // upstream.resolve maps to the local echo origin. The origin must receive the partner User-Agent.
 import { request, ProxyAgent, EnvHttpProxyAgent } from 'undici';
 import { startOrigin, headerValues, type Origin } from '../helpers/origin.js';
 import { startProxy, type TestProxy } from '../helpers/proxy.js';
 import { testPki } from '../helpers/pki.js';
-import { run, pythonWithRequests } from '../helpers/child.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run, pythonWithRequests, cleanEnv } from '../helpers/child.js';
 
 const PARTNER_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
 const URL_MACHINES = 'https://api.security.microsoft.com/api/machines';
 
 let origin: Origin;
+let plainOrigin: Origin;
 let proxy: TestProxy;
 
 beforeAll(async () => {
   origin = await startOrigin((await testPki()).msIssuer);
-  proxy = await startProxy(origin.port);
+  plainOrigin = await startOrigin();
+  proxy = await startProxy(origin.port, {}, { extraResolve: { 'api.security.microsoft.com:80': `127.0.0.1:${plainOrigin.port}` } });
 });
 afterAll(async () => {
   await proxy.close();
   await origin.close();
+  await plainOrigin.close();
 });
 
 interface Echo { method: string; url: string; rawHeaders: string[] }
@@ -81,4 +87,53 @@ it('curl POST with a body: the body reaches the origin intact and the User-Agent
   expect(echo.method).toBe('POST');
   expect(echo.body).toBe(body);
   expect(headerValues(echo.rawHeaders, 'user-agent')).toEqual([PARTNER_UA]);
+});
+
+// Go's net/http as docs/trust.md sets it up: HTTPS_PROXY/HTTP_PROXY and SSL_CERT_FILE, no code
+// for either (http.DefaultTransport reads both). https:// goes through CONNECT, http:// as an
+// absolute-form request. `go` is Debian's golang-go (.ci/run installs it).
+describe('Go net/http (HTTPS_PROXY, SSL_CERT_FILE)', () => {
+  let binary: string;
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mpp-go-client-'));
+    writeFileSync(join(dir, 'main.go'), [
+      'package main',
+      'import ("encoding/json"; "fmt"; "io"; "net/http"; "os")',
+      'func main() {',
+      '  res, err := http.Get(os.Args[1])',
+      '  if err != nil { fmt.Fprintln(os.Stderr, err); os.Exit(1) }',
+      '  defer res.Body.Close()',
+      '  body, _ := io.ReadAll(res.Body)',
+      '  out, _ := json.Marshal(map[string]any{"status": res.StatusCode, "body": string(body)})',
+      '  fmt.Println(string(out))',
+      '}',
+    ].join('\n'));
+    env = { GOCACHE: join(dir, 'cache'), GOPATH: join(dir, 'gopath'), GO111MODULE: 'off', CGO_ENABLED: '0' };
+    const build = await run('go', ['build', '-o', join(dir, 'client'), join(dir, 'main.go')], { env: { ...cleanEnv(), ...env }, timeoutMs: 120_000 });
+    if (build.code !== 0) throw new Error(`go build failed (apt-get install -y golang-go): ${build.stderr}`);
+    binary = join(dir, 'client');
+  }, 150_000);
+
+  const get = async (url: string): Promise<{ status: number; echo: Echo }> => {
+    const r = await run(binary, [url], { env: { HTTPS_PROXY: proxy.url, HTTP_PROXY: proxy.url, NO_PROXY: '', SSL_CERT_FILE: proxy.caFile } });
+    if (r.code !== 0) throw new Error(`the Go client failed: ${r.stderr}`);
+    const out = JSON.parse(r.stdout) as { status: number; body: string };
+    return { status: out.status, echo: JSON.parse(out.body) as Echo };
+  };
+
+  it('https:// through CONNECT: the origin receives exactly the partner User-Agent, not Go-http-client', async () => {
+    const { status, echo } = await get(URL_MACHINES);
+    expect(status).toBe(200);
+    expect(echo.url).toBe('/api/machines');
+    expect(headerValues(echo.rawHeaders, 'user-agent')).toEqual([PARTNER_UA]);
+  });
+
+  it('http:// as an absolute-form request: the origin receives exactly the partner User-Agent', async () => {
+    const { status, echo } = await get('http://api.security.microsoft.com/api/alerts');
+    expect(status).toBe(200);
+    expect(echo.url).toBe('/api/alerts');
+    expect(headerValues(echo.rawHeaders, 'user-agent')).toEqual([PARTNER_UA]);
+  });
 });

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cleanEnv, run } from '../helpers/child.js';
+import { buildCli, logLines, startCli, until } from '../helpers/cli-process.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const PKG = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string; files: string[] };
@@ -102,4 +103,32 @@ describe('the container image', () => {
     const r = await run(process.execPath, [...flags, cli, '--version'], { timeoutMs: 30_000 });
     expect({ code: r.code, stdout: r.stdout.trim() }).toEqual({ code: 0, stdout: PKG.version });
   });
+
+  it("runs from exactly what its runtime stage copies: dist/ and the SQLite driver's packages, with the embedded usage store", async () => {
+    buildCli();
+    // The runtime stage's COPY lines, mapped from the build stage (/src) to this checkout.
+    const runtime = dockerfile.slice(dockerfile.indexOf('AS runtime'));
+    const copies = [...runtime.matchAll(/^COPY (?:--from=build \/src\/)?(\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!] as const);
+    expect(copies.map(([from]) => from)).toEqual(expect.arrayContaining(['package.json', 'dist', 'node_modules/better-sqlite3']));
+    const app = mkdtempSync(join(tmpdir(), 'mpp-image-app-'));
+    for (const [from, to] of copies) {
+      const target = to.endsWith('/') ? join(app, to, from.split('/').pop()!) : join(app, to);
+      cpSync(join(ROOT, from), target, { recursive: true });
+    }
+    const entrypoint = JSON.parse(/^ENTRYPOINT (.*)$/m.exec(dockerfile)![1]!) as string[];
+    const state = mkdtempSync(join(tmpdir(), 'mpp-image-state-'));
+    // From another directory, as the container's user would; nothing resolves from this checkout.
+    const p = await startCli(['--listen', '127.0.0.1:0', '--admin', '127.0.0.1:0', '--state-dir', state], {},
+      { cli: join(app, 'dist', 'cli.js'), nodeFlags: entrypoint.slice(1, -1), cwd: state });
+    try {
+      const store = await until(() => logLines(p.stdout()).find((l) => l['event'] === 'usage-store'), () => `a usage-store line\n${p.stdout()}${p.stderr()}`);
+      expect(store).toMatchObject({ result: 'open' });
+      expect(existsSync(join(state, 'usage.db'))).toBe(true);
+      const health = await fetch(`${p.adminUrl!}/healthz`);
+      expect(health.status).toBe(200);
+    } finally {
+      p.child.kill('SIGTERM');
+      await p.exit;
+    }
+  }, 60_000);
 });

@@ -169,7 +169,7 @@ it('report --prometheus names an unreachable Prometheus and exits 1', async () =
 it.each([
   [['--from', 'yesterday'], /--from: must be an ISO 8601 date/],
   [['--from', '2026-12-01', '--to', '2026-11-01'], /--from: must be before to/],
-  [['--format', 'pdf'], /Invalid values|choices/i],
+  [['--format', 'pdf'], /--format "pdf" is not one of html, json, csv/],
 ])('report %p exits non-zero naming the option', async (args, message) => {
   const { file } = await writeTestConfig(origin.port);
   const r = await runCli(cli, ['report', '--config', file, '--prometheus', 'http://127.0.0.1:1', ...args]);
