@@ -7,42 +7,11 @@
 // call, so a store object outlives a server restart. The schema is migrated lazily: a write after
 // a failed open() opens first.
 import pg from 'pg';
-import {
-  FOLD_STATEMENTS,
-  INSERT_VERSION,
-  MIGRATIONS,
-  MIGRATIONS_TABLE,
-  POSTGRES,
-  SCHEMA_VERSION,
-  SELECT_HORIZON,
-  SELECT_VERSION,
-  STAGES,
-  callersStatement,
-  createStage,
-  limitsStatement,
-  normaliseBy,
-  pruneStatements,
-  readCallers,
-  readLimits,
-  readUsage,
-  stageRows,
-  usageStatement,
-  type Statement,
-} from './sql.js';
-import {
-  UsageStoreError,
-  type CallerRow,
-  type LimitRow,
-  type Page,
-  type Retention,
-  type StoreLog,
-  type TimeRange,
-  type UsageBatch,
-  type UsageQuery,
-  type UsageRow,
-  type UsageStore,
-  type UsageStoreErrorCode,
-} from './store.js';
+import { FOLD_STATEMENTS, INSERT_VERSION, MIGRATIONS, MIGRATIONS_TABLE, POSTGRES, SCHEMA_VERSION, SELECT_HORIZON,
+  SELECT_VERSION, STAGES, callersStatement, createStage, limitsStatement, normaliseBy, pruneStatements, readCallers,
+  readLimits, readUsage, stageRows, usageStatement, type Statement } from './sql.js';
+import { UsageStoreError, lazyOpen, type CallerRow, type LimitRow, type Page, type Retention, type StoreLog, type TimeRange,
+  type UsageBatch, type UsageQuery, type UsageRow, type UsageStore, type UsageStoreErrorCode } from './store.js';
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database (usage.store). */
@@ -99,8 +68,6 @@ export function createPostgresStore(options: PostgresStoreOptions): UsageStore {
   // A pooled connection that breaks while idle (server restart) is dropped by the pool; without a
   // listener the 'error' event would end the process.
   pool.on('error', (e) => options.log?.warn({ event: 'usage-store-connection-lost', store: where, cause: e.message }, 'usage store: an idle connection was lost'));
-  let opened: Promise<void> | undefined;
-  let closed = false;
 
   const fail = (e: unknown): UsageStoreError =>
     e instanceof UsageStoreError ? e : new UsageStoreError(classify(e), `usage store ${where}: ${(e as Error).message ?? String(e)}`, { cause: e });
@@ -143,14 +110,8 @@ export function createPostgresStore(options: PostgresStoreOptions): UsageStore {
       }
     });
 
-  const ensureOpen = (): Promise<void> => {
-    if (closed) return Promise.reject(new UsageStoreError('StoreClosed', `usage store ${where}: closed`));
-    opened ??= doOpen().catch((e: unknown) => {
-      opened = undefined;
-      throw e;
-    });
-    return opened;
-  };
+  const opening = lazyOpen(doOpen, where);
+  const ensureOpen = opening.ensure;
 
   const all = async (s: Statement): Promise<Record<string, unknown>[]> => {
     await ensureOpen();
@@ -200,8 +161,7 @@ export function createPostgresStore(options: PostgresStoreOptions): UsageStore {
       });
     },
     close: async () => {
-      if (closed) return;
-      closed = true;
+      if (!opening.markClosed()) return;
       await pool.end();
     },
   };

@@ -16,43 +16,11 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import {
-  FOLD_STATEMENTS,
-  MIGRATIONS,
-  MIGRATIONS_TABLE,
-  INSERT_VERSION,
-  SCHEMA_VERSION,
-  SELECT_HORIZON,
-  SELECT_VERSION,
-  SQLITE,
-  STAGES,
-  callersStatement,
-  createStage,
-  limitsStatement,
-  normaliseBy,
-  pruneStatements,
-  readCallers,
-  readLimits,
-  readUsage,
-  sqlFor,
-  stageRows,
-  usageStatement,
-  type Statement,
-} from './sql.js';
-import {
-  UsageStoreError,
-  type CallerRow,
-  type LimitRow,
-  type Page,
-  type Retention,
-  type StoreLog,
-  type TimeRange,
-  type UsageBatch,
-  type UsageQuery,
-  type UsageRow,
-  type UsageStore,
-  type UsageStoreErrorCode,
-} from './store.js';
+import { FOLD_STATEMENTS, MIGRATIONS, MIGRATIONS_TABLE, INSERT_VERSION, SCHEMA_VERSION, SELECT_HORIZON, SELECT_VERSION,
+  SQLITE, STAGES, callersStatement, createStage, limitsStatement, normaliseBy, pruneStatements, readCallers,
+  readLimits, readUsage, sqlFor, stageRows, usageStatement, type Statement } from './sql.js';
+import { UsageStoreError, lazyOpen, type CallerRow, type LimitRow, type Page, type Retention, type StoreLog, type TimeRange,
+  type UsageBatch, type UsageQuery, type UsageRow, type UsageStore, type UsageStoreErrorCode } from './store.js';
 
 export interface SqliteStoreOptions {
   /** The database file, usage.db in stateDir. Its directory is created when missing. */
@@ -244,9 +212,7 @@ export function createSqliteStore(options: SqliteStoreOptions): UsageStore {
   let worker: Worker | undefined;
   let nextId = 1;
   const pending = new Map<number, { op: string; resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
-  let opened: Promise<void> | undefined;
   let suspectCorrupt = false;
-  let closed = false;
 
   const failAll = (error: UsageStoreError): void => {
     for (const p of pending.values()) p.reject(error);
@@ -267,7 +233,7 @@ export function createSqliteStore(options: SqliteStoreOptions): UsageStore {
     const gone = (cause: unknown): void => {
       if (worker !== w) return;
       worker = undefined;
-      opened = undefined;
+      opening.forget();
       failAll(new UsageStoreError('StoreFailed', `usage store ${path}: the SQLite worker stopped`, { cause }));
     };
     w.on('error', gone);
@@ -327,14 +293,8 @@ export function createSqliteStore(options: SqliteStoreOptions): UsageStore {
     suspectCorrupt = false;
   };
 
-  const ensureOpen = (): Promise<void> => {
-    if (closed) return Promise.reject(new UsageStoreError('StoreClosed', `usage store ${path}: closed`));
-    opened ??= doOpen().catch((e: unknown) => {
-      opened = undefined;
-      throw e;
-    });
-    return opened;
-  };
+  const opening = lazyOpen(doOpen, path);
+  const ensureOpen = opening.ensure;
 
   /** Runs op once the store is open; a corruption error makes the next call reopen with a check. */
   const withOpen = async <T>(op: () => Promise<T>): Promise<T> => {
@@ -344,7 +304,7 @@ export function createSqliteStore(options: SqliteStoreOptions): UsageStore {
     } catch (e) {
       if (e instanceof UsageStoreError && e.code === 'StoreCorrupt') {
         suspectCorrupt = true;
-        opened = undefined;
+        opening.forget();
       }
       throw e;
     }
@@ -378,15 +338,14 @@ export function createSqliteStore(options: SqliteStoreOptions): UsageStore {
         await call({ op: 'run', statements });
       }),
     close: async () => {
-      if (closed) return;
-      closed = true;
+      if (!opening.markClosed()) return;
       const w = worker;
       if (w === undefined) return;
       try {
         await call({ op: 'close' });
       } finally {
         worker = undefined;
-        opened = undefined;
+        opening.forget();
         await w.terminate();
       }
     },
