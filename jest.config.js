@@ -13,5 +13,8 @@ export default {
   // test/load runs on its own: npm run test:load (jest.load.config.js).
   testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/load/'],
   testTimeout: 30000,
+  // One temporary directory per run, removed at the end (test/helpers/global-setup.mjs).
+  globalSetup: '<rootDir>/test/helpers/global-setup.mjs',
+  globalTeardown: '<rootDir>/test/helpers/global-teardown.mjs',
   maxWorkers: 2,
 };

@@ -54,13 +54,13 @@ function overridesOf(args: CommonArgs): ConfigOverrides {
   };
 }
 
-/** Loads the config or exits 2 naming the field. */
+/** Loads the config or exits 2 naming each faulty field, one line each. */
 function configFrom(args: CommonArgs): Config {
   try {
     return loadConfig(args.config, overridesOf(args));
   } catch (e) {
     if (e instanceof ConfigError) {
-      err(`mde-partner-proxy: invalid configuration: ${e.message}`);
+      for (const problem of e.all) err(`mde-partner-proxy: invalid configuration: ${problem.path}: ${problem.message}`);
       process.exit(2);
     }
     throw e;

@@ -209,6 +209,10 @@ interface BuildContext {
   readonly fromBase: (p: string) => string;
   /** config check --offline: secrets that live elsewhere (passwordFile, passwordEnv, upstream.ca) are not read. */
   readonly offline: boolean;
+  /** Records a fault and lets the build go on, so one pass reports every fault it can find. */
+  readonly problem: (path: string, message: string) => void;
+  /** Runs fn; a ConfigError it throws is recorded and fallback returned instead. */
+  readonly attempt: <T>(fn: () => T, fallback: T) => T;
 }
 
 /** Validates the document against the schema; every issue is in the ConfigError (paths included), the first is its message. */
@@ -224,17 +228,17 @@ function parseRaw(doc: unknown): RawConfig {
 
 /** A product's proxy credentials, the password read from the file, the environment or the document. */
 function buildCredentials(c: NonNullable<RawConfig['products']>[number]['credentials'] & object, i: number, usernames: Set<string>, ctx: BuildContext): Product['credentials'] {
-  if (usernames.has(c.username)) throw new ConfigError(`products[${i}].credentials.username`, 'duplicate username');
+  if (usernames.has(c.username)) ctx.problem(`products[${i}].credentials.username`, 'duplicate username');
   usernames.add(c.username);
-  if (c.username.includes(':')) throw new ConfigError(`products[${i}].credentials.username`, 'must not contain ":" (RFC 7617)');
+  if (c.username.includes(':')) ctx.problem(`products[${i}].credentials.username`, 'must not contain ":" (RFC 7617)');
   let password: string;
   if ('password' in c) password = c.password;
   else if (ctx.offline) password = OFFLINE_SECRET;
-  else if ('passwordFile' in c) password = readSecretFile(ctx.fromBase(c.passwordFile), `products[${i}].credentials.passwordFile`);
+  else if ('passwordFile' in c) password = ctx.attempt(() => readSecretFile(ctx.fromBase(c.passwordFile), `products[${i}].credentials.passwordFile`), OFFLINE_SECRET);
   else {
     const v = ctx.env[c.passwordEnv];
-    if (v === undefined || v === '') throw new ConfigError(`products[${i}].credentials.passwordEnv`, `environment variable ${c.passwordEnv} is not set`);
-    password = v;
+    if (v === undefined || v === '') ctx.problem(`products[${i}].credentials.passwordEnv`, `environment variable ${c.passwordEnv} is not set`);
+    password = v ?? OFFLINE_SECRET;
   }
   return { username: c.username, password };
 }
@@ -257,16 +261,16 @@ function buildProducts(raw: RawConfig, ctx: BuildContext): { products: Product[]
   const products = raw.products.map((p, i) => {
     const problem = validateIdentity(p);
     // Every identity problem starts with the field it is about.
-    if (problem !== undefined) throw new ConfigError(`products[${i}].${problem.split(' ')[0]}`, problem);
-    if (ids.has(p.id)) throw new ConfigError(`products[${i}].id`, `duplicate id ${JSON.stringify(p.id)}`);
+    if (problem !== undefined) ctx.problem(`products[${i}].${problem.split(' ')[0]}`, problem);
+    if (ids.has(p.id)) ctx.problem(`products[${i}].id`, `duplicate id ${JSON.stringify(p.id)}`);
     ids.add(p.id);
     const creds = p.credentials === undefined ? undefined : buildCredentials(p.credentials, i, usernames, ctx);
     const apps = (p.apps ?? []).map((a) => a.toLowerCase());
     apps.forEach((app, j) => {
       const owner = appOwner.get(app);
-      if (owner === p.id) throw new ConfigError(`products[${i}].apps[${j}]`, `application ${app} is listed twice`);
-      if (owner !== undefined) throw new ConfigError(`products[${i}].apps[${j}]`, `application ${app} is listed by products ${JSON.stringify(owner)} and ${JSON.stringify(p.id)}; an application binds to one product`);
-      appOwner.set(app, p.id);
+      if (owner === p.id) ctx.problem(`products[${i}].apps[${j}]`, `application ${app} is listed twice`);
+      else if (owner !== undefined) ctx.problem(`products[${i}].apps[${j}]`, `application ${app} is listed by products ${JSON.stringify(owner)} and ${JSON.stringify(p.id)}; an application binds to one product`);
+      else appOwner.set(app, p.id);
     });
     return createProduct(p.id, p, creds, apps);
   });
@@ -274,26 +278,29 @@ function buildProducts(raw: RawConfig, ctx: BuildContext): { products: Product[]
 }
 
 /** upstream.resolve: `host:port` (keyed as the proxy formats authorities) → where to connect. */
-function buildResolve(raw: RawConfig['upstream']['resolve']): Map<string, Authority> {
+function buildResolve(raw: RawConfig['upstream']['resolve'], ctx: BuildContext): Map<string, Authority> {
   const resolve = new Map<string, Authority>();
   for (const [key, value] of Object.entries(raw)) {
-    const from = parseHostPort(key, `upstream.resolve.${key}`);
-    resolve.set(formatAuthority(from), parseHostPort(value, `upstream.resolve.${key}`));
+    ctx.attempt(() => {
+      const from = parseHostPort(key, `upstream.resolve.${key}`);
+      resolve.set(formatAuthority(from), parseHostPort(value, `upstream.resolve.${key}`));
+    }, undefined);
   }
   return resolve;
 }
 
 /** Reverse routes, each bound to its product (the first product when it names none). */
-function buildReverse(raw: RawConfig['reverse'], products: readonly Product[]): ReverseRoute[] {
+function buildReverse(raw: RawConfig['reverse'], products: readonly Product[], ctx: BuildContext): ReverseRoute[] {
   const byId = new Map(products.map((p) => [p.id, p]));
-  return raw.map((r, i): ReverseRoute => {
+  return raw.flatMap((r, i): ReverseRoute[] => {
     const target = parseAbsoluteTarget(r.upstream);
-    if (target === undefined || target.scheme !== 'https' || (target.path !== '/' && target.path !== '')) {
-      throw new ConfigError(`reverse[${i}].upstream`, `must be an https:// origin without a path, got ${JSON.stringify(r.upstream)}`);
-    }
-    const product = r.product === undefined ? products[0]! : byId.get(r.product);
-    if (product === undefined) throw new ConfigError(`reverse[${i}].product`, `no product with id ${JSON.stringify(r.product)}`);
-    return { listen: parseListen(r.listen, `reverse[${i}].listen`), upstream: { host: target.host, port: target.port }, product };
+    const upstreamOk = target !== undefined && target.scheme === 'https' && (target.path === '/' || target.path === '');
+    if (!upstreamOk) ctx.problem(`reverse[${i}].upstream`, `must be an https:// origin without a path, got ${JSON.stringify(r.upstream)}`);
+    const product = r.product === undefined ? products[0] : byId.get(r.product);
+    if (product === undefined) ctx.problem(`reverse[${i}].product`, `no product with id ${JSON.stringify(r.product)}`);
+    const listen = ctx.attempt(() => parseListen(r.listen, `reverse[${i}].listen`), undefined);
+    if (!upstreamOk || target === undefined || product === undefined || listen === undefined) return [];
+    return [{ listen, upstream: { host: target.host, port: target.port }, product }];
   });
 }
 
@@ -302,14 +309,19 @@ function buildUpstream(raw: RawConfig['upstream'], ctx: BuildContext): Config['u
   let proxy: Config['upstream']['proxy'];
   if (raw.proxy !== undefined) {
     const t = parseAbsoluteTarget(raw.proxy);
-    if (t === undefined || t.scheme !== 'http') throw new ConfigError('upstream.proxy', 'must be an http:// proxy URL, e.g. http://proxy.corp:3128');
-    proxy = { host: t.host, port: t.port };
+    if (t === undefined || t.scheme !== 'http') ctx.problem('upstream.proxy', 'must be an http:// proxy URL, e.g. http://proxy.corp:3128');
+    else proxy = { host: t.host, port: t.port };
   }
   const caFiles = raw.ca === undefined ? [] : (Array.isArray(raw.ca) ? raw.ca : [raw.ca]).map(ctx.fromBase);
-  const ca = ctx.offline ? [] : caFiles.map((f, i) => {
-    const text = readSecretFile(f, Array.isArray(raw.ca) ? `upstream.ca[${i}]` : 'upstream.ca');
-    if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError('upstream.ca', `${f} holds no PEM certificate`);
-    return text;
+  const ca = ctx.offline ? [] : caFiles.flatMap((f, i) => {
+    const field = Array.isArray(raw.ca) ? `upstream.ca[${i}]` : 'upstream.ca';
+    const text = ctx.attempt(() => readSecretFile(f, field), undefined);
+    if (text === undefined) return [];
+    if (!text.includes('-----BEGIN CERTIFICATE-----')) {
+      ctx.problem(field, `${f} holds no PEM certificate`);
+      return [];
+    }
+    return [text];
   });
   return { ...(proxy ? { proxy } : {}), noProxy: raw.noProxy, ca, caFiles };
 }
@@ -317,26 +329,29 @@ function buildUpstream(raw: RawConfig['upstream'], ctx: BuildContext): Config['u
 /** The policy mode, --mode winning over policy.mode. */
 function buildMode(raw: RawConfig, ctx: BuildContext): PolicyMode {
   const mode = ctx.overrides.mode ?? raw.policy.mode;
-  if (!isOneOf(POLICY_MODES, mode)) throw new ConfigError('--mode', `must be ${POLICY_MODES.slice(0, -1).join(', ')} or ${POLICY_MODES.at(-1)!}, got ${JSON.stringify(mode)}`);
-  return mode;
+  if (isOneOf(POLICY_MODES, mode)) return mode;
+  ctx.problem('--mode', `must be ${POLICY_MODES.slice(0, -1).join(', ')} or ${POLICY_MODES.at(-1)!}, got ${JSON.stringify(mode)}`);
+  return raw.policy.mode;
 }
 
 /** The log section, --log-level winning over log.level. */
 function buildLog(raw: RawConfig, ctx: BuildContext): Config['log'] {
   const level = ctx.overrides.logLevel ?? raw.log.level;
-  if (!isOneOf(LOG_LEVELS, level)) throw new ConfigError('--log-level', `must be one of ${LOG_LEVELS.join(', ')}`);
-  return { level };
+  if (isOneOf(LOG_LEVELS, level)) return { level };
+  ctx.problem('--log-level', `must be one of ${LOG_LEVELS.join(', ')}`);
+  return raw.log;
 }
 
 /** access.allowedClients (default: loopback only), each checked as a CIDR and compiled into one BlockList. */
-function buildAllowedClients(raw: RawConfig['access']): Pick<Config, 'allowedClients' | 'clientAllowList'> {
+function buildAllowedClients(raw: RawConfig['access'], ctx: BuildContext): Pick<Config, 'allowedClients' | 'clientAllowList'> {
   const allowedClients = raw.allowedClients ?? ['127.0.0.0/8', '::1/128'];
   const clientAllowList = new BlockList();
   allowedClients.forEach((c, i) => {
     const [addr = '', bits = ''] = c.split('/');
     const family = isIP(addr);
     if (family === 0 || !/^\d{1,3}$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128)) {
-      throw new ConfigError(`access.allowedClients[${i}]`, `must be a CIDR like 10.0.0.0/8 or fd00::/8, got ${JSON.stringify(c)}`);
+      ctx.problem(`access.allowedClients[${i}]`, `must be a CIDR like 10.0.0.0/8 or fd00::/8, got ${JSON.stringify(c)}`);
+      return;
     }
     clientAllowList.addSubnet(addr, Number(bits), family === 4 ? 'ipv4' : 'ipv6');
   });
@@ -360,9 +375,10 @@ function buildLimits(raw: RawConfig['limits']): Limits {
 /** The proxy and admin listen addresses, the command line winning over the file. */
 function buildListeners(raw: RawConfig, ctx: BuildContext): Pick<Config, 'listen' | 'admin'> {
   const { overrides } = ctx;
-  const listen = parseListen(overrides.listen ?? raw.listen ?? '127.0.0.1:3128', overrides.listen !== undefined ? '--listen' : 'listen');
+  const fallback = { host: '127.0.0.1', port: 0 };
+  const listen = ctx.attempt(() => parseListen(overrides.listen ?? raw.listen ?? '127.0.0.1:3128', overrides.listen !== undefined ? '--listen' : 'listen'), fallback);
   const adminValue = overrides.admin ?? raw.admin ?? '127.0.0.1:9464';
-  const admin = adminValue === 'off' ? undefined : parseListen(adminValue, overrides.admin !== undefined ? '--admin' : 'admin');
+  const admin = adminValue === 'off' ? undefined : ctx.attempt(() => parseListen(adminValue, overrides.admin !== undefined ? '--admin' : 'admin'), fallback);
   return { listen, admin };
 }
 
@@ -371,11 +387,24 @@ function buildListeners(raw: RawConfig, ctx: BuildContext): Pick<Config, 'listen
  * builder per section, called in a fixed order so the first fault reported is always the same.
  */
 export function buildConfig(doc: unknown, opts: { source: string; baseDir: string; overrides?: ConfigOverrides; env?: NodeJS.ProcessEnv; offline?: boolean }): Config {
-  const ctx: BuildContext = { overrides: opts.overrides ?? {}, env: opts.env ?? process.env, fromBase: (p) => resolvePath(opts.baseDir, p), offline: opts.offline === true };
+  // The schema pass stops the build when it fails; after it, every builder records its faults and
+  // goes on, so `config check` reports them all at once.
+  const problems: { path: string; message: string }[] = [];
+  const problem = (path: string, message: string): void => void problems.push({ path, message });
+  const attempt = <T>(fn: () => T, fallback: T): T => {
+    try {
+      return fn();
+    } catch (e) {
+      if (!(e instanceof ConfigError)) throw e;
+      problems.push(...e.all);
+      return fallback;
+    }
+  };
+  const ctx: BuildContext = { overrides: opts.overrides ?? {}, env: opts.env ?? process.env, fromBase: (p) => resolvePath(opts.baseDir, p), offline: opts.offline === true, problem, attempt };
   const raw = parseRaw(doc);
-  const { products, exampleIdentity } = buildProducts(raw, ctx);
-  const resolve = buildResolve(raw.upstream.resolve);
-  const reverse = buildReverse(raw.reverse, products);
+  const { products, exampleIdentity } = attempt(() => buildProducts(raw, ctx), { products: [createProduct('default', parseIdentityString(EXAMPLE_USER_AGENT)!)], exampleIdentity: true });
+  const resolve = buildResolve(raw.upstream.resolve, ctx);
+  const reverse = buildReverse(raw.reverse, products, ctx);
   const upstream = buildUpstream(raw.upstream, ctx);
   const mode = buildMode(raw, ctx);
   const log = buildLog(raw, ctx);
@@ -391,13 +420,18 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
     resolve,
     appProducts: new Map(products.flatMap((p) => (p.apps ?? []).map((app): [string, Product] => [app, p]))),
   });
-  const access = buildAllowedClients(raw.access);
+  const access = buildAllowedClients(raw.access, ctx);
   const stateDir = ctx.overrides.stateDir ?? (raw.stateDir !== undefined ? ctx.fromBase(raw.stateDir) : defaultStateDir(ctx.env));
-  const usage = buildUsageConfig(raw.usage, { stateDir, baseDir: opts.baseDir, storeOverride: ctx.overrides.usageStore,
-    fail: (field, message) => { throw new ConfigError(field, message); } });
+  const usage = attempt(() => buildUsageConfig(raw.usage, { stateDir, baseDir: opts.baseDir, storeOverride: ctx.overrides.usageStore,
+    fail: (field, message) => { throw new ConfigError(field, message); } }), undefined);
+  const listeners = buildListeners(raw, ctx);
+  if (problems.length > 0 || usage === undefined) {
+    const first = problems[0] ?? { path: 'usage', message: 'invalid' };
+    throw new ConfigError(first.path, first.message, problems);
+  }
   return Object.freeze({
     source: opts.source,
-    ...buildListeners(raw, ctx),
+    ...listeners,
     stateDir,
     policy,
     ca: raw.ca === undefined ? {} : { cert: ctx.fromBase(raw.ca.cert), key: ctx.fromBase(raw.ca.key) },

@@ -350,6 +350,20 @@ describe('config check', () => {
     expect(parsed.errors.map((e) => e.path).sort()).toEqual(paths.sort());
   });
 
+  it('reports every mistake found after the schema pass too: eight semantic mistakes, eight errors with their paths', async () => {
+    const file = join(FIXTURES, 'invalid-eight-semantic-mistakes.yaml');
+    const r = await cli(['config', 'check', file]);
+    expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 2, stdout: '' });
+    const paths = r.stderr.trim().split('\n').map((l) => /^mde-partner-proxy: invalid configuration: (\S+): /.exec(l)?.[1]);
+    expect(paths.sort()).toEqual(['access.allowedClients[0]', 'listen', 'products[1].apps[0]', 'products[1].id', 'reverse[0].product', 'reverse[0].upstream',
+      'upstream.proxy', 'upstream.resolve.api.security.microsoft.com']);
+    const json = await cli(['config', 'check', '--json', file]);
+    expect((JSON.parse(json.stdout) as { errors: unknown[] }).errors).toHaveLength(8);
+    const start = await cli(['start', '--config', file, '--state-dir', tmp('eight'), '--admin', 'off']);
+    expect(start.code).toBe(2);
+    expect(start.stderr).toMatch(/^mde-partner-proxy: invalid configuration: products\[1\]\.id: duplicate id "cognito"$/m);
+  });
+
   it('checks a Kubernetes config whose passwordFile is not on this machine with --offline', async () => {
     const file = join(ROOT, 'config', 'kubernetes', 'overlays', 'shared', 'config.yaml');
     const online = await cli(['config', 'check', file]);

@@ -13,7 +13,7 @@ import { cleanEnv } from '../helpers/child.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const DOCS = ['README.md', ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
-const CLI_CALL = /(^|[\s;&|(])(npx )?mde-partner-proxy (check-ua|explain|config|ca|env|doctor)\b/m;
+const CLI_CALL = /(^|[\s;&|(])(npx )?mde-partner-proxy (check-ua|explain|config|ca|env|doctor|completion)\b/m;
 
 interface Block { file: string; line: number; info: string; code: string }
 
