@@ -437,7 +437,7 @@ function guarded<A>(handler: (a: A) => void | Promise<void>): (a: A) => Promise<
 /** Builds the yargs program (loaded on demand: see startArgs); exported so tests can run commands in-process. */
 export async function program(argv: string[]) {
   const { default: yargs } = await import('yargs');
-  const options = (name: keyof typeof COMMAND_OPTIONS) => withEnvDefaults(COMMAND_OPTIONS[name] as Readonly<Record<string, OptionSpec>>);
+  const options = (name: keyof typeof COMMAND_OPTIONS) => withEnvDefaults(COMMAND_OPTIONS[name]);
   const cli = yargs(argv);
   return cli
     .scriptName('mde-partner-proxy')
