@@ -73,6 +73,33 @@ describe('invalid configs name the field', () => {
     expect(pathOf(() => build({ version: 1 }, overrides))).toBe(path);
   });
 
+  it('reports every fault found after the schema pass, in the order the sections are built', () => {
+    const app = '11111111-2222-3333-4444-555555555555';
+    const doc = {
+      version: 1, listen: 'localhost', admin: 'nowhere',
+      products: [{ ...product, apps: [app] }, { ...product, id: 'scanner', apps: [app], credentials: { username: 'a:b', passwordEnv: 'NOPE_PW' } }],
+      upstream: { proxy: 'socks5://p:1080', resolve: { 'a.example': '127.0.0.1:1', 'b.example:443': 'nowhere' } },
+      reverse: [{ listen: 'x', upstream: 'http://api.security.microsoft.com', product: 'nope' }],
+      access: { allowedClients: ['everyone', '127.0.0.0/8', '10.0.0.0/33'] },
+    };
+    let error: unknown;
+    try {
+      build(doc, { mode: 'block', logLevel: 'loud' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).all.map((p) => p.path)).toEqual([
+      'products[1].credentials.username', 'products[1].credentials.passwordEnv', 'products[1].apps[0]',
+      'upstream.resolve.a.example', 'upstream.resolve.b.example:443',
+      'reverse[0].upstream', 'reverse[0].product', 'reverse[0].listen',
+      'upstream.proxy', '--mode', '--log-level',
+      'access.allowedClients[0]', 'access.allowedClients[2]',
+      'listen', 'admin',
+    ]);
+    expect((error as ConfigError).path).toBe('products[1].credentials.username');
+  });
+
   it('names the YAML position of a syntax error and refuses duplicate keys', () => {
     const dir = mkdtempSync(join(tmpdir(), 'mpp-cfg-'));
     writeFileSync(join(dir, 'bad.yaml'), 'version: 1\nlisten: [\n');
