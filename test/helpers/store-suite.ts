@@ -29,14 +29,14 @@ const ALL_TIME = { from: DAY0 - 30 * DAY_MS, to: DAY0 + 30 * DAY_MS };
 /** One backend under test: fresh databases, a second store on the same one, raw SQL for checks. */
 export interface Backend {
   readonly name: 'sqlite' | 'postgres';
-  setup(): Promise<void>;
-  teardown(): Promise<void>;
+  setup(): void | Promise<void>;
+  teardown(): void | Promise<void>;
   /** A new empty database; its target is a file path or a URL. */
-  fresh(): Promise<string>;
+  fresh(): string | Promise<string>;
   store(target: string): UsageStore;
-  raw(target: string, sql: string): Promise<Record<string, unknown>[]>;
+  raw(target: string, sql: string): Record<string, unknown>[] | Promise<Record<string, unknown>[]>;
   /** Runs one statement that changes the database. */
-  exec(target: string, sql: string): Promise<void>;
+  exec(target: string, sql: string): void | Promise<void>;
 }
 
 /** Runs test/helpers/store-child.ts in a second node process; resolves with its stdout. */
@@ -323,7 +323,7 @@ export function usageStoreSuite(backend: Backend): void {
         firstSeen: DAY0 + 10, lastSeen: DAY0 + 9999,
       });
       expect(page.rows.filter((r) => r.product === 'beta')).toEqual([caller({ product: 'beta', family: '(none)', calls: 3 })]);
-      expect(page.rows.map((r) => r.product)).toEqual([...Array(CALLERS_PER_PRODUCT + 1).fill('alpha'), 'beta']);
+      expect(page.rows.map((r) => r.product)).toEqual([...Array<string>(CALLERS_PER_PRODUCT + 1).fill('alpha'), 'beta']);
       const cut = await store.callers({ ...ALL_TIME, limit: 10 });
       expect(cut).toEqual({ rows: page.rows.slice(0, 10), truncated: true });
     });

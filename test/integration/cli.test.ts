@@ -71,8 +71,8 @@ async function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): P
   children.push(child);
   let out = '';
   let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   let exited = false;
   void exit.then(() => (exited = true));
@@ -544,7 +544,7 @@ describe('doctor', () => {
       ...(trustOrigin ? [`  ca: ${msRootFile}`] : []), '  resolve:', ...HOSTS.map((h) => `    "${h}:443": "${target}"`), ...extra].join('\n'));
     return file;
   };
-  const statusOf = (out: string, name: string): string | undefined => out.split('\n').find((l) => l.slice(5).startsWith(`${name}: `))?.slice(0, 4).trim();
+  const checkStatus = (out: string, name: string): string | undefined => out.split('\n').find((l) => l.slice(5).startsWith(`${name}: `))?.slice(0, 4).trim();
   const lineFor = (out: string, name: string): string => out.split('\n').find((l) => l.slice(5).startsWith(`${name}: `)) ?? `(no ${name} line in)\n${out}`;
   let stateDir: string;
   let caFile: string;
@@ -583,8 +583,8 @@ describe('doctor', () => {
     expect(origin.received.length - before).toBe(HOSTS.length);
     expect(origin.received.slice(before).every((q) => q.method === 'HEAD' && headerValues(q.rawHeaders, 'user-agent')[0] === FABRIKAM_UA)).toBe(true);
     expect(lineFor(r.stdout, 'clock')).toMatch(/^ok {3}clock: \d s (ahead of|behind) the Date of /);
-    for (const name of ['SSL_CERT_FILE', 'NODE_EXTRA_CA_CERTS', 'REQUESTS_CA_BUNDLE']) expect(statusOf(r.stdout, name)).toBe('ok');
-    expect(statusOf(r.stdout, 'CURL_CA_BUNDLE')).toBeUndefined(); // not set: not checked
+    for (const name of ['SSL_CERT_FILE', 'NODE_EXTRA_CA_CERTS', 'REQUESTS_CA_BUNDLE']) expect(checkStatus(r.stdout, name)).toBe('ok');
+    expect(checkStatus(r.stdout, 'CURL_CA_BUNDLE')).toBeUndefined(); // not set: not checked
     const json = await cli(['doctor', '--config', config, '--state-dir', stateDir, '--json'], env);
     expect(json.code).toBe(0);
     const parsed = JSON.parse(json.stdout) as { ok: boolean; checks: { name: string; status: string; message: string; fix: string | null }[] };
@@ -606,7 +606,7 @@ describe('doctor', () => {
     const r = await cli(['doctor', '--config', config, '--state-dir', stateDir, '--host', 'api.security.microsoft.com']);
     expect(r.code).toBe(1);
     expect(lineFor(r.stdout, 'api.security.microsoft.com')).toMatch(/^FAIL api\.security\.microsoft\.com: upstream\.resolve → .*, TCP, TLS failed: .*(certificate|issuer).*\(fix: .*upstream\.ca/);
-    expect(statusOf(r.stdout, 'graph.microsoft.com')).toBeUndefined(); // --host limits the hosts
+    expect(checkStatus(r.stdout, 'graph.microsoft.com')).toBeUndefined(); // --host limits the hosts
   });
 
   it('fails TCP to a closed port, and times out (never hangs) on a peer that accepts but never answers the TLS handshake', async () => {
@@ -626,7 +626,7 @@ describe('doctor', () => {
       for (const host of ['api.security.microsoft.com', 'graph.microsoft.com']) {
         expect(lineFor(hung.stdout, host)).toMatch(/, TCP, TLS failed: TLS handshake timed out after 300 ms \(fix: /);
       }
-      expect(statusOf(hung.stdout, 'clock')).toBe('--');
+      expect(checkStatus(hung.stdout, 'clock')).toBe('--');
     } finally {
       silent.close();
     }
@@ -678,7 +678,7 @@ describe('doctor', () => {
   ])('reports an admin listener on %s as %s', async (admin, status, line) => {
     const r = await cli(['doctor', '--state-dir', stateDir, '--user-agent', FABRIKAM_UA, '--offline', '--admin', admin]);
     expect(r.code).toBe(0);
-    expect(statusOf(r.stdout, 'admin listener')).toBe(status);
+    expect(checkStatus(r.stdout, 'admin listener')).toBe(status);
     expect(lineFor(r.stdout, 'admin listener')).toMatch(line);
   });
 
@@ -955,7 +955,7 @@ describe('start configured by environment variables', () => {
     const rejected = await viaProxy(p.proxyUrl, caPem, 'https://api.security.microsoft.com/api/machines', { headers: { 'user-agent': EXAMPLE_UA } });
     expect(rejected.status).toBe(403);
     expect(JSON.parse(rejected.text)).toMatchObject({ error: { code: 'PartnerUserAgentRequired' } });
-    expect(JSON.parse(rejected.text).error.message).toContain(FABRIKAM_UA);
+    expect((JSON.parse(rejected.text) as { error: { message: string } }).error.message).toContain(FABRIKAM_UA);
     expect(origin.received.length).toBe(before);
     const ok = await viaProxy(p.proxyUrl, caPem, 'https://api.security.microsoft.com/api/machines', { headers: { 'user-agent': FABRIKAM_UA } });
     expect(ok.status).toBe(200);

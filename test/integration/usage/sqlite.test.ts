@@ -17,17 +17,17 @@ import { trafficCounts } from '../../helpers/usage-data.js';
 const suiteDirs: string[] = [];
 const sqlite: Backend = {
   name: 'sqlite',
-  setup: async () => undefined,
-  teardown: async () => {
+  setup: () => undefined,
+  teardown: () => {
     for (const d of suiteDirs.splice(0)) rmSync(d, { recursive: true, force: true });
   },
-  fresh: async () => {
+  fresh: () => {
     const dir = mkdtempSync(join(tmpdir(), 'mpp-usage-'));
     suiteDirs.push(dir);
     return join(dir, 'usage.db');
   },
   store: (path) => createSqliteStore({ path }),
-  raw: async (path, sql) => {
+  raw: (path, sql) => {
     const db = new Database(path, { readonly: true });
     try {
       return db.prepare(sql).all() as Record<string, unknown>[];
@@ -35,7 +35,7 @@ const sqlite: Backend = {
       db.close();
     }
   },
-  exec: async (path, sql) => {
+  exec: (path, sql) => {
     const db = new Database(path);
     try {
       db.exec(sql);
