@@ -155,7 +155,7 @@ describe('TLS interception', () => {
     const res = await rawExchange(port, connectLine('api.partner-cloud.invalid:443'));
     expect(statusOf(res)).toBe(500);
     expect(res).not.toContain('Connection Established');
-    expect(jsonBodyOf(res)).toMatchObject({ error: { code: 'CaHostNotPermitted', message: expect.stringContaining('ca init --force') } });
+    expect(jsonBodyOf(res)).toMatchObject({ error: { code: 'CaHostNotPermitted', message: expect.stringContaining('ca init --force') as string } });
     await startsSettled(1);
     expect(starts).toEqual([expect.objectContaining({ code: 'CaHostNotPermitted' })]);
     expect(starts[0]).toBeInstanceOf(ProxyError);

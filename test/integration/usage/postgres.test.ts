@@ -7,23 +7,22 @@ import type { UsageStore } from '../../../src/usage/store.js';
 import { startPostgres, type Postgres } from '../../helpers/postgres.js';
 import { RANGE, batchOf, callsIn, memoryLog, totalCalls, usageStoreSuite, type Backend } from '../../helpers/store-suite.js';
 
-let server: Postgres | undefined;
+let suiteServer: Postgres | undefined;
 const postgres: Backend = {
   name: 'postgres',
   setup: async () => {
-    server = await startPostgres();
+    suiteServer = await startPostgres();
   },
   teardown: async () => {
-    await server?.stop();
+    await suiteServer?.stop();
   },
-  fresh: () => server!.createDatabase(),
+  fresh: () => suiteServer!.createDatabase(),
   store: (url) => createPostgresStore({ url }),
-  raw: (url, sql) => server!.query(new URL(url).pathname.slice(1), sql),
+  raw: (url, sql) => suiteServer!.query(new URL(url).pathname.slice(1), sql),
   exec: async (url, sql) => {
-    await server!.query(new URL(url).pathname.slice(1), sql);
+    await suiteServer!.query(new URL(url).pathname.slice(1), sql);
   },
 };
-
 
 describe('the shared usage store suite', () => usageStoreSuite(postgres));
 

@@ -45,7 +45,6 @@ const sqlite: Backend = {
   },
 };
 
-
 describe('the shared usage store suite', () => usageStoreSuite(sqlite));
 
 describe('SQLite store faults', () => {
