@@ -217,7 +217,7 @@ async function doctor(args: DoctorArgs): Promise<void> {
   const timeoutMs = args.timeout === undefined ? 5000 : Number(args.timeout);
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 600_000) usageError(`--timeout must be milliseconds between 1 and 600000, got ${JSON.stringify(String(args.timeout))}`, 'doctor');
   const hosts = (args.host === undefined ? [] : Array.isArray(args.host) ? args.host : [args.host]).flatMap((h) => h.split(',')).map((h) => h.trim().toLowerCase()).filter((h) => h !== '');
-  const checks: Check[] = [environmentCheck(unknownVariables(process.env), KNOWN_VARIABLES)];
+  const checks: Check[] = [environmentCheck(withGuesses(unknownVariables(process.env)), KNOWN_VARIABLES)];
   let config: Config | undefined;
   try {
     config = loadConfig(args.config, overridesOf(args));
@@ -393,11 +393,15 @@ export function likelyMeant(variable: string): string | undefined {
 function refuseUnknownVariables(env: NodeJS.ProcessEnv): void {
   const stray = unknownVariables(env);
   if (stray.length === 0) return;
-  const named = stray.map((v) => {
+  throw new UsageError(`unknown environment variable ${withGuesses(stray).join(', ')}`, `Known: ${KNOWN_VARIABLES.join(', ')}`);
+}
+
+/** Stray variable names, each followed by the known one it is likely a typo of. */
+function withGuesses(stray: readonly string[]): string[] {
+  return stray.map((v) => {
     const meant = likelyMeant(v);
     return meant === undefined ? v : `${v} (did you mean ${meant}?)`;
   });
-  throw new UsageError(`unknown environment variable ${named.join(', ')}`, `Known: ${KNOWN_VARIABLES.join(', ')}`);
 }
 
 /** A boolean option's value from its environment variable. */

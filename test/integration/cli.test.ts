@@ -526,6 +526,16 @@ describe('unknown MDE_PARTNER_PROXY_* variables', () => {
     expect(existsSync(dir)).toBe(false);
   });
 
+  it('names the known variable a typo was meant to be', async () => {
+    const dir = join(tmp('stray'), 'state');
+    const r = await cli(['env', '--state-dir', dir], { MDE_PARTNER_PROXY_USERAGENT: FABRIKAM_UA });
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe('mde-partner-proxy: unknown environment variable MDE_PARTNER_PROXY_USERAGENT (did you mean MDE_PARTNER_PROXY_USER_AGENT?)');
+    const doctor = await cli(['doctor', '--state-dir', dir, '--offline'], { MDE_PARTNER_PROXY_USERAGENT: FABRIKAM_UA });
+    expect(doctor.stdout).toMatch(/^FAIL environment: unknown variable MDE_PARTNER_PROXY_USERAGENT \(did you mean MDE_PARTNER_PROXY_USER_AGENT\?\) \(fix: correct or unset it/m);
+    expect(existsSync(dir)).toBe(false);
+  });
+
   it('doctor reports it as a failed check with the fix', async () => {
     const dir = join(tmp('stray'), 'state');
     const r = await cli(['doctor', '--state-dir', dir, '--user-agent', FABRIKAM_UA, '--offline'], stray);
