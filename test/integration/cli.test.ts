@@ -889,7 +889,12 @@ describe('start on the embedded identity', () => {
       'https://api.security.microsoft.com/api/alerts?$top=1&code=s3cr3t']);
     expect(r.code).toBe(0);
     const fresh = (): Record<string, unknown>[] => logLines(p.stdout()).slice(before);
-    const tunnel = await until(() => fresh().find((l) => l['event'] === 'tunnel'), () => `a tunnel line in\n${p.stdout()}`);
+    // The tunnel of this curl ends after its exchange; a previous test's tunnel line may still arrive first.
+    const tunnel = await until(() => {
+      const lines = fresh();
+      const exchange = lines.findIndex((l) => l['event'] === 'exchange' && l['user_agent.original'] === 'curl/8.5.0');
+      return exchange < 0 ? undefined : lines.slice(exchange).find((l) => l['event'] === 'tunnel');
+    }, () => `an exchange line and then a tunnel line in\n${p.stdout()}`);
     const exchanges = fresh().filter((l) => l['event'] === 'exchange');
     expect(exchanges).toHaveLength(1);
     expect(exchanges[0]).toMatchObject({
