@@ -127,9 +127,9 @@ function parseGroups(s: string, mayEndInIPv4: boolean): number[] | undefined {
   for (let i = 0; i < pieces.length; i++) {
     const piece = pieces[i] as string;
     if (i === pieces.length - 1 && mayEndInIPv4 && piece.includes('.')) {
-      const v4 = parseDottedQuad(piece);
-      if (v4 === undefined) return undefined;
-      out.push(Math.floor(v4 / 0x10000), v4 % 0x10000);
+      const quad = parseDottedQuad(piece);
+      if (quad === undefined) return undefined;
+      out.push(Math.floor(quad / 0x10000), quad % 0x10000);
       continue;
     }
     if (piece.length === 0 || piece.length > 4) return undefined;

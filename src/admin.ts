@@ -72,36 +72,36 @@ export function queryOf(url: string | undefined): URLSearchParams {
 /** Creates the admin HTTP server (not yet listening). */
 export function createAdminServer(opts: AdminOptions): AdminServer {
   const { registry, logger } = opts;
-  const extra = new Map([...(opts.routes ?? new Map<string, AdminRoute>())].filter(([path]) => !ROUTES.has(path)));
-  const known = [...ROUTES, ...extra.keys()].join(', ');
+  const extraRoutes = new Map([...(opts.routes ?? new Map<string, AdminRoute>())].filter(([path]) => !ROUTES.has(path)));
+  const known = [...ROUTES, ...extraRoutes.keys()].join(', ');
   const startedAt = Date.now();
   let ready = false;
   let draining = false;
   const readyStatus = (): ReadyStatus => (draining ? 'draining' : ready ? 'ready' : 'starting');
 
-  const send = (res: http.ServerResponse, status: number, type: string, body: string, extra: http.OutgoingHttpHeaders = {}): void => {
+  const send = (res: http.ServerResponse, status: number, type: string, body: string, headers: http.OutgoingHttpHeaders = {}): void => {
     res.writeHead(status, {
       'Content-Type': type,
       'Content-Length': Buffer.byteLength(body),
       'Cache-Control': 'no-store',
-      ...extra,
+      ...headers,
     });
     res.end(body); // Node drops the body of a HEAD response and keeps the Content-Length
   };
-  const sendJson = (res: http.ServerResponse, status: number, value: unknown, extra?: http.OutgoingHttpHeaders): void =>
-    send(res, status, JSON_TYPE, `${JSON.stringify(value)}\n`, extra);
-  const sendError = (res: http.ServerResponse, status: number, code: string, message: string, extra?: http.OutgoingHttpHeaders): void =>
-    sendJson(res, status, { error: { code, message } }, extra);
+  const sendJson = (res: http.ServerResponse, status: number, value: unknown, headers?: http.OutgoingHttpHeaders): void =>
+    send(res, status, JSON_TYPE, `${JSON.stringify(value)}\n`, headers);
+  const sendError = (res: http.ServerResponse, status: number, code: string, message: string, headers?: http.OutgoingHttpHeaders): void =>
+    sendJson(res, status, { error: { code, message } }, headers);
 
   const handle = async (req: http.IncomingMessage, res: http.ServerResponse): Promise<void> => {
     const path = targetPath(req.url);
     if (path === undefined) return sendError(res, 400, 'BadRequest', 'Malformed request target.');
-    const route = ROUTES.has(path) || extra.has(path) ? path : undefined;
+    const route = ROUTES.has(path) || extraRoutes.has(path) ? path : undefined;
     if (route === undefined) return sendError(res, 404, 'NotFound', `Admin endpoints: ${known}.`);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       return sendError(res, 405, 'MethodNotAllowed', 'Use GET or HEAD.', { Allow: 'GET, HEAD' });
     }
-    const handler = extra.get(route);
+    const handler = extraRoutes.get(route);
     if (handler !== undefined) {
       const r = await handler(queryOf(req.url));
       return send(res, r.status, r.type, r.body, r.headers);

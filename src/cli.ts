@@ -126,7 +126,7 @@ async function caInit(args: CommonArgs & { force?: boolean }): Promise<void> {
   out(trustSteps({ proxyUrl: proxyUrl(config), caFile: loaded.certFile, bundleFile }));
 }
 
-async function env(args: CommonArgs): Promise<void> {
+async function printEnv(args: CommonArgs): Promise<void> {
   const config = configFrom(args);
   const loaded = await loadInterceptionCa(config);
   const bundleFile = writeTrustBundle(config.stateDir, loaded.ca.certPem);
@@ -419,8 +419,8 @@ function envBoolean(variable: string, value: string): boolean {
  * MDE_PARTNER_PROXY_* variable) returns undefined and goes to yargs, which owns the usage text and
  * the error messages.
  */
-export function startArgs(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): CommonArgs | undefined {
-  if (unknownVariables(env).length > 0) return undefined;
+export function startArgs(argv: readonly string[], environment: NodeJS.ProcessEnv = process.env): CommonArgs | undefined {
+  if (unknownVariables(environment).length > 0) return undefined;
   const rest = argv[0] === 'start' ? argv.slice(1) : argv;
   const options: Record<string, { type: 'string'; short?: string }> = {};
   for (const [name, spec] of Object.entries(COMMON_OPTIONS)) options[name] = { type: 'string', ...('alias' in spec ? { short: spec.alias } : {}) };
@@ -436,13 +436,13 @@ export function startArgs(argv: readonly string[], env: NodeJS.ProcessEnv = proc
   if (new Set(given).size !== given.length) return undefined;
   const args: Record<string, string> = {};
   for (const [name, spec] of Object.entries(COMMON_OPTIONS) as [CommonOption, (typeof COMMON_OPTIONS)[CommonOption]][]) {
-    const fromEnv = env[envVariable(name)];
+    const fromEnv = environment[envVariable(name)];
     const value = (parsed.values as Record<string, string | undefined>)[name] ?? (fromEnv !== undefined && fromEnv !== '' ? fromEnv : undefined);
     if (value === undefined) continue;
     if ('choices' in spec && !(spec.choices as readonly string[]).includes(value)) return undefined;
     args[camel(name)] = value;
   }
-  return args as CommonArgs;
+  return args;
 }
 
 /**
@@ -485,7 +485,7 @@ export async function program(argv: string[]) {
       .command('init', 'create the interception CA under the state directory', (z) => z.options(options('ca init')),
         guarded((a) => caInit(a as CommonArgs & { force?: boolean })))
       .demandCommand(1, 'name a ca command: init'))
-    .command('env', 'print shell lines that point clients at the proxy and its CA', {}, guarded((a) => env(a as CommonArgs)))
+    .command('env', 'print shell lines that point clients at the proxy and its CA', {}, guarded((a) => printEnv(a as CommonArgs)))
     .command('config', 'work with config files', (y) => y
       .command('check <file>', 'validate a config file and print it normalised (every fault, with its path)', (z) => z
         .positional('file', { type: 'string', demandOption: true }).options(options('config check')),

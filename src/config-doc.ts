@@ -120,9 +120,12 @@ export function configJsonSchemaText(): string {
   return `${JSON.stringify(configJsonSchema(), null, 2)}\n`;
 }
 
+/** A schema value as written in the docs: strings bare, everything else as JSON. */
+const scalar = (v: unknown): string => (typeof v === 'string' ? v : JSON.stringify(v) ?? '');
+
 const typeOf = (node: Json): string => {
-  if (Array.isArray(node['enum'])) return (node['enum'] as unknown[]).map((v) => `\`${String(v)}\``).join(' \\| ');
-  if (node['const'] !== undefined) return `\`${String(node['const'])}\``;
+  if (Array.isArray(node['enum'])) return (node['enum'] as unknown[]).map((v) => `\`${scalar(v)}\``).join(' \\| ');
+  if (node['const'] !== undefined) return `\`${scalar(node['const'])}\``;
   const alts = (node['anyOf'] ?? node['oneOf']) as Json[] | undefined;
   if (alts !== undefined) return [...new Set(alts.map(typeOf))].join(' or ');
   const type = node['type'];
@@ -134,7 +137,7 @@ const typeOf = (node: Json): string => {
 const bounds = (node: Json): string => {
   const min = node['minimum'];
   const max = node['maximum'];
-  return min !== undefined && max !== undefined ? ` (${String(min)}-${String(max)})` : '';
+  return min !== undefined && max !== undefined ? ` (${scalar(min)}-${scalar(max)})` : '';
 };
 
 /** docs/configuration.md: one table row per key, from the JSON Schema and FIELD_DOCS. */

@@ -1,6 +1,6 @@
 // YAML → schema (zod) → frozen Config with a compiled Policy. Every error names the field's path.
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { homedir } from 'node:os';
 import { join, resolve as resolvePath, dirname } from 'node:path';
 import { parseDocument } from 'yaml';
@@ -8,8 +8,7 @@ import { z } from 'zod';
 import { CLOUDS, createCatalogue, isTokenHost, normaliseHostPattern, type Cloud } from './catalogue.js';
 import { LOG_LEVELS, type LogLevel } from './logger.js';
 import { OTHER_HOSTS, POLICY_MODES, REWRITE_STYLES, createProduct, type Policy, type PolicyMode, type Product } from './policy.js';
-import { normaliseHost } from './address.js';
-import { parseAbsoluteTarget, formatAuthority } from './target.js';
+import { parseAbsoluteTarget, parseAuthority, formatAuthority, type Authority } from './target.js';
 import { isHeaderValueText, parseIdentityString, validateIdentity } from './user-agent.js';
 import { appsSchema, buildUsageConfig, describeStore, usageSchema, type UsageConfig } from './usage/usage-config.js';
 
@@ -69,7 +68,10 @@ export interface Config {
   readonly reverse: readonly ReverseRoute[];
   readonly timeouts: Timeouts;
   readonly limits: Limits;
+  /** access.allowedClients as written (CIDRs), for messages. */
   readonly allowedClients: readonly string[];
+  /** access.allowedClients compiled once: each new client connection is checked against it. */
+  readonly clientAllowList: BlockList;
   readonly log: { readonly level: LogLevel };
   /** True when the identity is Microsoft's documented example, not a real product. */
   readonly exampleIdentity: boolean;
@@ -167,20 +169,19 @@ function formatPath(path: readonly PropertyKey[]): string {
   return out === '' ? '(root)' : out;
 }
 
-/** Parses `host:port` for a listener; port 0 picks a free port. */
+/** Parses `host:port` for a listener; port 0 picks a free port, and `:port` alone listens on every IPv4 address. */
 export function parseListen(value: string, field: string): ListenAddress {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (m === null || port > 65535) throw new ConfigError(field, `must be host:port (e.g. 127.0.0.1:3128 or [::1]:3128), got ${JSON.stringify(value)}`);
-  const host = m[1] ?? (m[2] === '' ? '0.0.0.0' : m[2]!);
-  return { host, port };
+  const text = value.trim();
+  const listen = parseAuthority(text.startsWith(':') ? `0.0.0.0${text}` : text, undefined, { allowZero: true });
+  if (listen === undefined) throw new ConfigError(field, `must be host:port (e.g. 127.0.0.1:3128 or [::1]:3128), got ${JSON.stringify(value)}`);
+  return listen;
 }
 
-function parseHostPort(value: string, field: string): { host: string; port: number } {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]/\s]+)):(\d{1,5})$/.exec(value.trim());
-  const port = m ? Number(m[3]) : NaN;
-  if (m === null || !(port >= 1 && port <= 65535)) throw new ConfigError(field, `must be host:port, got ${JSON.stringify(value)}`);
-  return { host: normaliseHost(m[1] ?? m[2]!), port };
+/** Parses a destination `host:port` (port 1-65535). */
+function parseHostPort(value: string, field: string): Authority {
+  const authority = parseAuthority(value.trim());
+  if (authority === undefined) throw new ConfigError(field, `must be host:port, got ${JSON.stringify(value)}`);
+  return authority;
 }
 
 function readSecretFile(file: string, field: string): string {
@@ -276,14 +277,13 @@ function buildProducts(raw: RawConfig, ctx: BuildContext): { products: Product[]
   return { products, exampleIdentity: false };
 }
 
-/** upstream.resolve: `host:port` → `address:port`, both normalised as the proxy formats authorities. */
-function buildResolve(raw: RawConfig['upstream']['resolve'], ctx: BuildContext): Map<string, string> {
-  const resolve = new Map<string, string>();
+/** upstream.resolve: `host:port` (keyed as the proxy formats authorities) → where to connect. */
+function buildResolve(raw: RawConfig['upstream']['resolve'], ctx: BuildContext): Map<string, Authority> {
+  const resolve = new Map<string, Authority>();
   for (const [key, value] of Object.entries(raw)) {
     ctx.attempt(() => {
       const from = parseHostPort(key, `upstream.resolve.${key}`);
-      const to = parseHostPort(value, `upstream.resolve.${key}`);
-      resolve.set(formatAuthority(from), formatAuthority(to));
+      resolve.set(formatAuthority(from), parseHostPort(value, `upstream.resolve.${key}`));
     }, undefined);
   }
   return resolve;
@@ -342,22 +342,25 @@ function buildLog(raw: RawConfig, ctx: BuildContext): Config['log'] {
   return raw.log;
 }
 
-/** access.allowedClients, each checked as a CIDR (default: loopback only). */
-function buildAllowedClients(raw: RawConfig['access'], ctx: BuildContext): readonly string[] {
+/** access.allowedClients (default: loopback only), each checked as a CIDR and compiled into one BlockList. */
+function buildAllowedClients(raw: RawConfig['access'], ctx: BuildContext): Pick<Config, 'allowedClients' | 'clientAllowList'> {
   const allowedClients = raw.allowedClients ?? ['127.0.0.0/8', '::1/128'];
+  const clientAllowList = new BlockList();
   allowedClients.forEach((c, i) => {
     const [addr = '', bits = ''] = c.split('/');
     const family = isIP(addr);
     if (family === 0 || !/^\d{1,3}$/.test(bits) || Number(bits) > (family === 4 ? 32 : 128)) {
       ctx.problem(`access.allowedClients[${i}]`, `must be a CIDR like 10.0.0.0/8 or fd00::/8, got ${JSON.stringify(c)}`);
+      return;
     }
+    clientAllowList.addSubnet(addr, Number(bits), family === 4 ? 'ipv4' : 'ipv6');
   });
-  return allowedClients;
+  return { allowedClients, clientAllowList };
 }
 
 /** The timeouts section over the defaults. */
 function buildTimeouts(raw: RawConfig['timeouts']): Timeouts {
-  return { ...DEFAULT_TIMEOUTS, ...Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)) } as Timeouts;
+  return { ...DEFAULT_TIMEOUTS, ...Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined)) };
 }
 
 /** The limits section over the defaults. */
@@ -417,7 +420,7 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
     resolve,
     appProducts: new Map(products.flatMap((p) => (p.apps ?? []).map((app): [string, Product] => [app, p]))),
   });
-  const allowedClients = buildAllowedClients(raw.access, ctx);
+  const access = buildAllowedClients(raw.access, ctx);
   const stateDir = ctx.overrides.stateDir ?? (raw.stateDir !== undefined ? ctx.fromBase(raw.stateDir) : defaultStateDir(ctx.env));
   const usage = attempt(() => buildUsageConfig(raw.usage, { stateDir, baseDir: opts.baseDir, storeOverride: ctx.overrides.usageStore,
     fail: (field, message) => { throw new ConfigError(field, message); } }), undefined);
@@ -436,7 +439,7 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
     reverse,
     timeouts: buildTimeouts(raw.timeouts),
     limits: buildLimits(raw.limits),
-    allowedClients,
+    ...access,
     log,
     exampleIdentity,
     usage,
@@ -505,7 +508,7 @@ export function describeConfig(config: Config): Record<string, unknown> {
       proxy: config.upstream.proxy ? `http://${formatAuthority(config.upstream.proxy)}` : undefined,
       noProxy: config.upstream.noProxy,
       ca: config.upstream.caFiles,
-      resolve: Object.fromEntries(p.resolve),
+      resolve: Object.fromEntries([...p.resolve].map(([from, to]) => [from, formatAuthority(to)])),
     },
     reverse: config.reverse.map((r) => ({ listen: formatAuthority(r.listen), upstream: `https://${formatAuthority(r.upstream)}`, product: r.product.id })),
     timeouts: config.timeouts,

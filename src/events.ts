@@ -118,30 +118,38 @@ export const noopObserver: ProxyObserver = Object.freeze({});
 /** The events a ProxyObserver can hear, in one list so wrappers cannot miss one. */
 const EVENT_NAMES = ['exchangeEnd', 'tunnelEnd', 'connectionOpen', 'connectionClose', 'connectionRefused', 'certificateIssued', 'upstreamError', 'configReload'] as const satisfies readonly (keyof ProxyObserver)[];
 
-/** Wraps an observer so a fault in it never reaches the caller: the one place observer faults are caught. */
-export function guardObserver(observer: ProxyObserver): ProxyObserver {
-  const guarded: Record<string, (...args: unknown[]) => void> = {};
+type EventName = (typeof EVENT_NAMES)[number];
+type Handlers = Partial<Record<EventName, (...args: unknown[]) => void>>;
+
+/** The observer's handlers, each bound to it and wrapped so that a fault in it is caught. */
+function guardedHandlers(observer: ProxyObserver): Handlers {
+  const guarded: Handlers = {};
   for (const name of EVENT_NAMES) {
-    const fn = observer[name] as ((...args: unknown[]) => void) | undefined;
+    const fn = (observer[name] as ((...args: unknown[]) => void) | undefined)?.bind(observer);
     if (fn === undefined) continue;
     guarded[name] = (...args: unknown[]): void => {
       try {
-        fn.apply(observer, args);
+        fn(...args);
       } catch {
         // An observer fault loses one sample or one line; it never breaks the request path.
       }
     };
   }
-  return guarded as ProxyObserver;
+  return guarded;
+}
+
+/** Wraps an observer so a fault in it never reaches the caller: the one place observer faults are caught. */
+export function guardObserver(observer: ProxyObserver): ProxyObserver {
+  return guardedHandlers(observer);
 }
 
 /** Fans every event out to several observers; one observer's fault never reaches the others or the caller. */
 export function combineObservers(...observers: ProxyObserver[]): ProxyObserver {
-  const guarded = observers.map(guardObserver);
-  const combined: Record<string, (...args: unknown[]) => void> = {};
+  const guarded = observers.map(guardedHandlers);
+  const combined: Handlers = {};
   for (const name of EVENT_NAMES) {
-    const fns = guarded.map((o) => o[name] as ((...args: unknown[]) => void) | undefined).filter((fn) => fn !== undefined);
+    const fns = guarded.map((o) => o[name]).filter((fn) => fn !== undefined);
     if (fns.length > 0) combined[name] = (...args: unknown[]): void => { for (const fn of fns) fn(...args); };
   }
-  return combined as ProxyObserver;
+  return combined;
 }

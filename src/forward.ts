@@ -181,14 +181,14 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
         if (statusCode < 200) return; // 1xx interim responses are not relayed.
         responseBodyBytes = 0;
         // The raw pairs keep the origin's header names and order; the parsed object is not used.
-        const headers = buildResponseHeaders(rawPairs(c.rawHeaders));
-        if (statusCode === 429) retryAfter = parseRetryAfter(getHeader(headers, 'retry-after'), Date.now());
-        const length = Number(getHeader(headers, 'content-length') ?? NaN);
+        const responseHeaders = buildResponseHeaders(rawPairs(c.rawHeaders));
+        if (statusCode === 429) retryAfter = parseRetryAfter(getHeader(responseHeaders, 'retry-after'), Date.now());
+        const length = Number(getHeader(responseHeaders, 'content-length') ?? NaN);
         if (length <= COALESCE_LIMIT) {
-          held = { statusCode, statusText: statusText ?? '', headers, chunks: [] };
+          held = { statusCode, statusText: statusText ?? '', headers: responseHeaders, chunks: [] };
           return;
         }
-        res.writeHead(statusCode, statusText, headers);
+        res.writeHead(statusCode, statusText, responseHeaders);
         res.on('drain', () => c.resume());
       },
       onResponseData(c, chunk) {

@@ -2,7 +2,6 @@
 // internal http.Server. No loopback hop and no server per host: the decrypted stream enters
 // the very same handleRequest as plain and reverse requests.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { Duplex } from 'node:stream';
 import { TLSSocket } from 'node:tls';
 import type { LeafIssuer } from './ca.js';
@@ -135,7 +134,7 @@ export function createInterceptor(opts: {
       }
       if (socket.destroyed) return 'client-gone';
       socket.write(CONNECT_ESTABLISHED);
-      const tls = new TLSSocket(withHead(socket, head) as Socket, {
+      const tls = new TLSSocket(withHead(socket, head), {
         isServer: true,
         secureContext,
         // HTTP/2 is not offered, so every client speaks HTTP/1.1 to the policy (no bypass by ALPN).

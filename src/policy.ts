@@ -3,7 +3,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { hostKind, isEnforced, type Catalogue } from './catalogue.js';
 import { classifyHost, isRestricted } from './address.js';
-import { formatAuthority } from './target.js';
+import { formatAuthority, type Authority } from './target.js';
 import { formatPartnerUserAgent, isCompliant, parsePartnerUserAgent, type PartnerIdentity } from './user-agent.js';
 import type { ErrorCode, IdentityFailure } from './errors.js';
 import type { RequestAction } from './events.js';
@@ -40,8 +40,8 @@ export interface Policy {
   readonly defaultProduct: Product | undefined;
   readonly allowPrivateDestinations: boolean;
   readonly connectPorts: ReadonlySet<number>;
-  /** `host:port` (lowercase, IPv6 bracketed) → `address:port` overrides of where a destination connects. */
-  readonly resolve: ReadonlyMap<string, string>;
+  /** `host:port` (lowercase, IPv6 bracketed, as formatAuthority writes it) → where that destination really connects. */
+  readonly resolve: ReadonlyMap<string, Authority>;
   /** Application id (lowercase GUID) → the product whose `apps` lists it (productForApp). */
   readonly appProducts?: ReadonlyMap<string, Product>;
 }
@@ -81,9 +81,7 @@ export interface RequestFacts {
 /** Where a destination connects: the `upstream.resolve` override, else itself. */
 export function resolveDestination(policy: Policy, host: string, port: number): { host: string; port: number; overridden: boolean } {
   const mapped = policy.resolve.get(formatAuthority({ host, port }));
-  if (mapped === undefined) return { host, port, overridden: false };
-  const i = mapped.lastIndexOf(':');
-  return { host: mapped.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(mapped.slice(i + 1)), overridden: true };
+  return mapped === undefined ? { host, port, overridden: false } : { host: mapped.host, port: mapped.port, overridden: true };
 }
 
 /**

@@ -4,7 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, watch } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerOptions, type ServerResponse } from 'node:http';
-import { BlockList, isIPv6, type AddressInfo, type Socket } from 'node:net';
+import { isIPv6, type BlockList, type AddressInfo, type Socket } from 'node:net';
 import { basename, dirname } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
@@ -38,16 +38,25 @@ export interface ListeningAddresses {
 export interface ProxyServer {
   /** Opens the forward listener and every reverse route. */
   listen(): Promise<ListeningAddresses>;
-  /** Serves new requests with another config (listen addresses and CA stay as they are). */
-  reload(config: Config): void;
+  /** Serves new requests with another config (listen addresses and CA stay as they are); says what became of the outbound side. */
+  reload(config: Config): ReloadEffect;
   /** Stops accepting, lets in-flight exchanges finish for up to timeoutMs, then closes everything. */
   drain(timeoutMs: number): Promise<void>;
   /** Closes everything now. */
   close(): Promise<void>;
   readonly ca: LoadedCa;
-  readonly runtime: Runtime;
   /** Connections each listener accepts at once (limits.maxConnections or its default). */
   readonly maxConnections: number;
+}
+
+/**
+ * What a reload did to the outbound side. `kept` pools go on serving with their open connections and
+ * TLS sessions (nothing the outbound side depends on changed); a `kept` trust store was built from
+ * the same upstream.ca files.
+ */
+export interface ReloadEffect {
+  readonly pools: 'kept' | 'rebuilt';
+  readonly trustStore: 'kept' | 'rebuilt';
 }
 
 /** Descriptors kept for listeners, the CA, logs and the admin side before halving the rest. */
@@ -96,16 +105,6 @@ export function applyServerSettings(server: Server, c: { readonly timeouts: Time
   (server as Server & { maxHeaderSize: number }).maxHeaderSize = c.limits.maxHeaderBytes;
 }
 
-/** Builds the client allow-list from CIDRs (access.allowedClients). */
-function allowList(cidrs: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const cidr of cidrs) {
-    const [addr, bits] = cidr.split('/') as [string, string];
-    list.addSubnet(addr, Number(bits), isIPv6(addr) ? 'ipv6' : 'ipv4');
-  }
-  return list;
-}
-
 function clientAllowed(list: BlockList, socket: Socket): boolean {
   const addr = socket.remoteAddress;
   if (addr === undefined) return false;
@@ -144,7 +143,6 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   const ca = await loadInterceptionCa(config);
   const issuer = await createLeafIssuer(ca.ca, { onIssued: (host) => observer.certificateIssued?.(host) });
   let runtime: Runtime = { config, upstream: createUpstream(config), observer };
-  let allowed = allowList(config.allowedClients);
   let draining = false;
 
   const inFlight = new Set<ServerResponse>();
@@ -226,7 +224,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     });
     server.on('connection', (socket: Socket) => {
       socket.once('close', () => (full = false));
-      if (!clientAllowed(allowed, socket)) {
+      if (!clientAllowed(runtime.config.clientAllowList, socket)) {
         // The HTTP parser is already attached: mark the socket so no request it carries is served.
         denied.add(socket);
         writeRawError(socket, new ProxyError('ClientDenied', `Client ${socket.remoteAddress ?? '?'} is not in access.allowedClients`));
@@ -274,9 +272,6 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
 
   return {
     ca,
-    get runtime() {
-      return runtime;
-    },
     get maxConnections() {
       return maxConnections;
     },
@@ -288,15 +283,14 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     },
     reload(next) {
       const old = runtime.upstream;
-      const nextAllowed = allowList(next.allowedClients);
       maxConnections = next.limits.maxConnections ?? fallbackMaxConnections;
       runtime = { config: next, upstream: reuseOrCreateUpstream(next, old), observer };
-      allowed = nextAllowed;
       for (const s of servers) s.maxConnections = maxConnections;
       for (const s of [...servers, internal]) applyServerSettings(s, next);
       if (next.reverse.length === config.reverse.length) reverseCtx = reverseContexts(next);
       // A replaced outbound side serves its in-flight requests for up to the drain timeout.
       if (runtime.upstream !== old) setTimeout(() => void old.close(), next.timeouts.drain).unref();
+      return { pools: runtime.upstream === old ? 'kept' : 'rebuilt', trustStore: runtime.upstream.trust === old.trust ? 'kept' : 'rebuilt' };
     },
     async drain(timeoutMs) {
       draining = true;
@@ -420,14 +414,14 @@ export async function runProxy(config: Config, opts: RunOptions): Promise<Runnin
       if (formatAuthority(next.listen) !== formatAuthority(current.listen) || reverseRoutes(next) !== reverseRoutes(current)) {
         logger.warn({ event: 'config-reload' }, 'listen addresses or reverse routes changed: restart to apply them; the rest of the new configuration applies now');
       }
-      proxy.reload(next);
+      const effect = proxy.reload(next);
       metrics.setProducts(next.policy.products.map((p) => p.id));
       recorder.reload(next.usage);
       if (describeStore(next.usage.store) !== describeStore(current.usage.store)) logger.warn({ event: 'config-reload' }, 'usage.store changed: restart to apply it');
       logger.level = next.log.level;
       current = next;
       observer.configReload?.('success');
-      logger.info({ event: 'config-reload', trigger, result: 'success' }, 'configuration reloaded');
+      logger.info({ event: 'config-reload', trigger, result: 'success', pools: effect.pools, trustStore: effect.trustStore }, 'configuration reloaded');
     } catch (e) {
       observer.configReload?.('failure');
       logger.error({ event: 'config-reload', trigger, result: 'failure', cause: (e as Error).message }, 'configuration refused; the last good one keeps serving');

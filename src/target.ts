@@ -24,6 +24,7 @@ function isTargetChar(c: number): boolean {
   return c > 0x20 && c < 0x7f && c !== 0x23;
 }
 
+// Up to five decimal digits; the range is checked by the caller.
 function parsePort(s: string): number | undefined {
   if (s.length === 0 || s.length > 5) return undefined;
   let n = 0;
@@ -32,14 +33,21 @@ function parsePort(s: string): number | undefined {
     if (d < 0 || d > 9) return undefined;
     n = n * 10 + d;
   }
-  return n >= 1 && n <= 65535 ? n : undefined;
+  return n;
+}
+
+/** How parseAuthority treats the port. */
+export interface PortOptions {
+  /** Port 0 is accepted: a listener's "any free port" (never a destination). */
+  readonly allowZero?: boolean;
 }
 
 /**
  * Parse authority-form (RFC 9112 §3.2.3) or a Host header value (RFC 9110 §7.2):
  * `host:port`, `[v6]:port`, or `host` alone when a default port is given. Undefined when malformed.
+ * The one host:port parser: CONNECT targets, Host headers, URLs, listen addresses and upstream.resolve.
  */
-export function parseAuthority(input: string, defaultPort?: number): Authority | undefined {
+export function parseAuthority(input: string, defaultPort?: number, opts: PortOptions = {}): Authority | undefined {
   let hostPart: string;
   let portPart: string | undefined;
   if (input.charCodeAt(0) === 0x5b) {
@@ -69,7 +77,7 @@ export function parseAuthority(input: string, defaultPort?: number): Authority |
   let port: number | undefined;
   if (portPart === undefined) port = defaultPort;
   else port = parsePort(portPart);
-  if (port === undefined || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  if (port === undefined || !Number.isInteger(port) || port < (opts.allowZero === true ? 0 : 1) || port > 65535) return undefined;
   return { host: hostPart, port };
 }
 

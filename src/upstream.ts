@@ -70,8 +70,8 @@ export function createUpstream(config: Config, previousTrust?: UpstreamTrust): U
 
   // Two connectors: names resolved by DNS pass the address guard; `upstream.resolve` targets are named by the operator.
   const base = { secureContext, timeout: timeouts.connect, keepAlive: true, maxCachedSessions: 256 };
-  const guardedConnector = buildConnector({ ...base, lookup: guarded } as UndiciBuildConnector.BuildOptions);
-  const plainConnector = buildConnector(base as UndiciBuildConnector.BuildOptions);
+  const guardedConnector = buildConnector({ ...base, lookup: guarded });
+  const plainConnector = buildConnector(base);
 
   const refuseDestination = (host: string, port: number): ProxyError | undefined => {
     const destination = decideDestination(policy, host, port);
@@ -88,16 +88,16 @@ export function createUpstream(config: Config, previousTrust?: UpstreamTrust): U
       const connector = dest.overridden ? plainConnector : guardedConnector;
       const servername = classifyHost(host) === 'name' ? host : undefined;
       if (!viaProxy(host)) {
-        return connector({ ...opts, hostname: dest.host, host: formatAuthority(dest), port: String(dest.port), servername } as UndiciBuildConnector.Options, callback);
+        return connector({ ...opts, hostname: dest.host, host: formatAuthority(dest), port: String(dest.port), servername }, callback);
       }
       connectViaProxy(proxy!, formatAuthority(dest), timeouts.connect).then(
         (socket) => {
           if (opts.protocol !== 'https:') return callback(null, socket);
-          connector({ ...opts, servername, httpSocket: socket } as UndiciBuildConnector.Options, callback);
+          connector({ ...opts, servername, httpSocket: socket }, callback);
         },
         (err: Error) => callback(err, null),
       );
-    }) as UndiciBuildConnector.connector;
+    });
 
   return {
     key: outboundKey(config),

@@ -82,7 +82,9 @@ export function parseUsageQuery(params: URLSearchParams, nowMs: number, allowBy:
 
 /** One CSV field (RFC 4180 §2): quoted when it holds a comma, quote or line break; a leading =, +, - or @ is quoted with a ' so spreadsheets do not run it. */
 export function csvField(value: unknown): string {
-  let s = value === null || value === undefined ? '' : typeof value === 'object' ? JSON.stringify(value) : String(value);
+  let s = typeof value === 'string' ? value
+    : typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint' ? String(value)
+    : value === null || value === undefined ? '' : (JSON.stringify(value) ?? '');
   if (/^[=+\-@]/.test(s) && !/^-?\d/.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }

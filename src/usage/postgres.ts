@@ -7,42 +7,11 @@
 // call, so a store object outlives a server restart. The schema is migrated lazily: a write after
 // a failed open() opens first.
 import pg from 'pg';
-import {
-  FOLD_STATEMENTS,
-  INSERT_VERSION,
-  MIGRATIONS,
-  MIGRATIONS_TABLE,
-  POSTGRES,
-  SCHEMA_VERSION,
-  SELECT_HORIZON,
-  SELECT_VERSION,
-  STAGES,
-  callersStatement,
-  createStage,
-  limitsStatement,
-  normaliseBy,
-  pruneStatements,
-  readCallers,
-  readLimits,
-  readUsage,
-  stageRows,
-  usageStatement,
-  type Statement,
-} from './sql.js';
-import {
-  UsageStoreError,
-  type CallerRow,
-  type LimitRow,
-  type Page,
-  type Retention,
-  type StoreLog,
-  type TimeRange,
-  type UsageBatch,
-  type UsageQuery,
-  type UsageRow,
-  type UsageStore,
-  type UsageStoreErrorCode,
-} from './store.js';
+import { FOLD_STATEMENTS, INSERT_VERSION, MIGRATIONS, MIGRATIONS_TABLE, POSTGRES, SCHEMA_VERSION, SELECT_HORIZON,
+  SELECT_VERSION, STAGES, callersStatement, createStage, limitsStatement, normaliseBy, pruneStatements, readCallers,
+  readLimits, readUsage, stageRows, usageStatement, type Statement } from './sql.js';
+import { UsageStoreError, lazyOpen, type CallerRow, type LimitRow, type Page, type Retention, type StoreLog, type TimeRange,
+  type UsageBatch, type UsageQuery, type UsageRow, type UsageStore, type UsageStoreErrorCode } from './store.js';
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database (usage.store). */
@@ -60,14 +29,15 @@ const MIGRATION_LOCK = 7_276_102_001;
 
 /** Maps a pg / network error onto a UsageStoreError code (SQLSTATE classes, then errno). */
 function classify(e: unknown): UsageStoreErrorCode {
-  const code = String((e as { code?: unknown }).code ?? '');
+  const { code: rawCode, message: rawMessage } = e as { code?: unknown; message?: unknown };
+  const code = typeof rawCode === 'string' ? rawCode : '';
   if (code === '53100') return 'StoreFull'; // disk_full
   if (code === '25006') return 'StoreReadOnly'; // read_only_sql_transaction (a standby)
   if (code === '55P03' || code === '40P01' || code === '40001') return 'StoreLocked'; // lock timeout, deadlock, serialization
   if (code === 'XX001' || code === 'XX002') return 'StoreCorrupt';
   if (/^(08|57P|53300)/.test(code)) return 'StoreUnavailable'; // connection exceptions, shutdown, too many connections
   if (/^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/.test(code)) return 'StoreUnavailable';
-  const message = String((e as { message?: unknown }).message ?? '');
+  const message = typeof rawMessage === 'string' ? rawMessage : '';
   if (/Connection terminated|connection timeout|Client has encountered a connection error|not queryable/i.test(message)) return 'StoreUnavailable';
   return 'StoreFailed';
 }
@@ -98,8 +68,6 @@ export function createPostgresStore(options: PostgresStoreOptions): UsageStore {
   // A pooled connection that breaks while idle (server restart) is dropped by the pool; without a
   // listener the 'error' event would end the process.
   pool.on('error', (e) => options.log?.warn({ event: 'usage-store-connection-lost', store: where, cause: e.message }, 'usage store: an idle connection was lost'));
-  let opened: Promise<void> | undefined;
-  let closed = false;
 
   const fail = (e: unknown): UsageStoreError =>
     e instanceof UsageStoreError ? e : new UsageStoreError(classify(e), `usage store ${where}: ${(e as Error).message ?? String(e)}`, { cause: e });
@@ -131,7 +99,7 @@ export function createPostgresStore(options: PostgresStoreOptions): UsageStore {
     transaction(async (c) => {
       await c.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
       await c.query(MIGRATIONS_TABLE);
-      const current = Number((await c.query(SELECT_VERSION)).rows[0].version);
+      const current = Number((await c.query<{ version: string | number }>(SELECT_VERSION)).rows[0]?.version ?? 0); // MAX() always yields one row
       if (current > SCHEMA_VERSION) {
         throw new UsageStoreError('StoreSchemaTooNew', `usage store ${where}: the database has schema version ${current}; this proxy knows up to ${SCHEMA_VERSION}`);
       }
@@ -142,14 +110,8 @@ export function createPostgresStore(options: PostgresStoreOptions): UsageStore {
       }
     });
 
-  const ensureOpen = (): Promise<void> => {
-    if (closed) return Promise.reject(new UsageStoreError('StoreClosed', `usage store ${where}: closed`));
-    opened ??= doOpen().catch((e: unknown) => {
-      opened = undefined;
-      throw e;
-    });
-    return opened;
-  };
+  const opening = lazyOpen(doOpen, where);
+  const ensureOpen = opening.ensure;
 
   const all = async (s: Statement): Promise<Record<string, unknown>[]> => {
     await ensureOpen();
@@ -199,8 +161,7 @@ export function createPostgresStore(options: PostgresStoreOptions): UsageStore {
       });
     },
     close: async () => {
-      if (closed) return;
-      closed = true;
+      if (!opening.markClosed()) return;
       await pool.end();
     },
   };

@@ -8,18 +8,10 @@
 // so they count against the share. The share is floored to two decimals: "100.00%" means every one.
 
 import { csvField } from './endpoints.js';
-import type { CallerRow, LimitGroup, LimitRow, TimeRange, UsageRow } from './store.js';
+import type { CallerRow, Counts, LimitGroup, LimitRow, TimeRange, UsageRow } from './store.js';
 
 /** The counters every row of the report carries, as in `/usage`. */
-export interface Counts {
-  readonly calls: number;
-  readonly compliant: number;
-  readonly rewritten: number;
-  readonly rejected: number;
-  readonly audited: number;
-  readonly throttled: number;
-  readonly errors: number;
-}
+export type { Counts };
 
 /** Counts plus the two figures the headline is made of. */
 export interface Compliance extends Counts {

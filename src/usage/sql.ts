@@ -325,10 +325,16 @@ export function usageStatement(q: UsageQuery, horizon: number | undefined): Stat
   return { text, params: [...params, q.limit + 1] };
 }
 
+/** The first `limit` raw rows converted, and whether there were more (each query asks for limit + 1). */
+function readPage<T>(raw: readonly Record<string, unknown>[], limit: number, toRow: (r: Record<string, unknown>) => T): { rows: T[]; truncated: boolean } {
+  return { rows: raw.slice(0, limit).map(toRow), truncated: raw.length > limit };
+}
+
 /** Turns the raw rows of usageStatement into UsageRows (ISO day/hour keys, numbers). */
+
 export function readUsage(by: readonly UsageBy[], raw: readonly Record<string, unknown>[], limit: number): { rows: UsageRow[]; truncated: boolean } {
   const keys = normaliseBy(by);
-  const rows = raw.slice(0, limit).map((r) => {
+  return readPage(raw, limit, (r) => {
     const row: Record<string, string | number> = {};
     keys.forEach((k, i) => {
       const v = r[`k${i}`];
@@ -337,7 +343,6 @@ export function readUsage(by: readonly UsageBy[], raw: readonly Record<string, u
     for (const c of ['calls', ...USAGE_ACTIONS, 'throttled', 'errors']) row[c] = Number(r[c] ?? 0);
     return row as UsageRow;
   });
-  return { rows, truncated: raw.length > limit };
 }
 
 /** The limits query: the hours that overlap the range, worst utilisation first. */
@@ -366,7 +371,9 @@ export function limitsStatement(range: TimeRange & { readonly limit: number }): 
 
 /** Turns the raw rows of limitsStatement into LimitRows. */
 export function readLimits(raw: readonly Record<string, unknown>[], limit: number): { rows: LimitRow[]; truncated: boolean } {
-  const rows = raw.slice(0, limit).map(
+  return readPage(
+    raw,
+    limit,
     (r): LimitRow => ({
       product: String(r.product),
       tenant: String(r.tenant),
@@ -379,7 +386,6 @@ export function readLimits(raw: readonly Record<string, unknown>[], limit: numbe
       maxRetryAfter: Number(r.max_retry_after),
     }),
   );
-  return { rows, truncated: raw.length > limit };
 }
 
 /** The callers query: the days that overlap the range, top CALLERS_PER_PRODUCT per product, the rest as '(other)'. */
@@ -407,7 +413,9 @@ export function callersStatement(range: TimeRange & { readonly limit: number }):
 
 /** Turns the raw rows of callersStatement into CallerRows. */
 export function readCallers(raw: readonly Record<string, unknown>[], limit: number): { rows: CallerRow[]; truncated: boolean } {
-  const rows = raw.slice(0, limit).map(
+  return readPage(
+    raw,
+    limit,
     (r): CallerRow => ({
       product: String(r.product),
       family: String(r.family),
@@ -417,7 +425,6 @@ export function readCallers(raw: readonly Record<string, unknown>[], limit: numb
       lastSeen: Number(r.last_seen),
     }),
   );
-  return { rows, truncated: raw.length > limit };
 }
 
 /** The prune statements for `now` and retention (in days), to run in one transaction. */

@@ -16,43 +16,11 @@
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import {
-  FOLD_STATEMENTS,
-  MIGRATIONS,
-  MIGRATIONS_TABLE,
-  INSERT_VERSION,
-  SCHEMA_VERSION,
-  SELECT_HORIZON,
-  SELECT_VERSION,
-  SQLITE,
-  STAGES,
-  callersStatement,
-  createStage,
-  limitsStatement,
-  normaliseBy,
-  pruneStatements,
-  readCallers,
-  readLimits,
-  readUsage,
-  sqlFor,
-  stageRows,
-  usageStatement,
-  type Statement,
-} from './sql.js';
-import {
-  UsageStoreError,
-  type CallerRow,
-  type LimitRow,
-  type Page,
-  type Retention,
-  type StoreLog,
-  type TimeRange,
-  type UsageBatch,
-  type UsageQuery,
-  type UsageRow,
-  type UsageStore,
-  type UsageStoreErrorCode,
-} from './store.js';
+import { FOLD_STATEMENTS, MIGRATIONS, MIGRATIONS_TABLE, INSERT_VERSION, SCHEMA_VERSION, SELECT_HORIZON, SELECT_VERSION,
+  SQLITE, STAGES, callersStatement, createStage, limitsStatement, normaliseBy, pruneStatements, readCallers,
+  readLimits, readUsage, sqlFor, stageRows, usageStatement, type Statement } from './sql.js';
+import { UsageStoreError, lazyOpen, type CallerRow, type LimitRow, type Page, type Retention, type StoreLog, type TimeRange,
+  type UsageBatch, type UsageQuery, type UsageRow, type UsageStore, type UsageStoreErrorCode } from './store.js';
 
 export interface SqliteStoreOptions {
   /** The database file, usage.db in stateDir. Its directory is created when missing. */
@@ -90,10 +58,12 @@ type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false
  */
 function sqliteWorker(load: NodeJS.Require): void {
   // `load` is the worker's require(), passed in so that a bundler leaves these calls alone.
-  const { parentPort, workerData } = load('node:worker_threads') as typeof import('node:worker_threads');
+  const threads = load('node:worker_threads') as typeof import('node:worker_threads');
+  const parentPort = threads.parentPort;
+  const workerData = threads.workerData as { driver: string };
   const fs = load('node:fs') as typeof import('node:fs');
   const nodePath = load('node:path') as typeof import('node:path');
-  const Database = load((workerData as { driver: string }).driver) as typeof import('better-sqlite3');
+  const Database = load(workerData.driver) as typeof import('better-sqlite3');
   type Db = import('better-sqlite3').Database;
   type Stmt = import('better-sqlite3').Statement;
   let db: Db | undefined;
@@ -209,7 +179,8 @@ function sqliteWorker(load: NodeJS.Require): void {
       try {
         return fn();
       } catch (e) {
-        const code = String((e as { code?: unknown }).code ?? '');
+        const raw = (e as { code?: unknown }).code;
+        const code = typeof raw === 'string' ? raw : '';
         if (!code.startsWith('SQLITE_BUSY') || Date.now() >= deadline) throw e;
         Atomics.wait(pause, 0, 0, 25); // the worker's own thread: nothing else waits on it
       }
@@ -241,9 +212,7 @@ export function createSqliteStore(options: SqliteStoreOptions): UsageStore {
   let worker: Worker | undefined;
   let nextId = 1;
   const pending = new Map<number, { op: string; resolve: (v: unknown) => void; reject: (e: unknown) => void }>();
-  let opened: Promise<void> | undefined;
   let suspectCorrupt = false;
-  let closed = false;
 
   const failAll = (error: UsageStoreError): void => {
     for (const p of pending.values()) p.reject(error);
@@ -264,7 +233,7 @@ export function createSqliteStore(options: SqliteStoreOptions): UsageStore {
     const gone = (cause: unknown): void => {
       if (worker !== w) return;
       worker = undefined;
-      opened = undefined;
+      opening.forget();
       failAll(new UsageStoreError('StoreFailed', `usage store ${path}: the SQLite worker stopped`, { cause }));
     };
     w.on('error', gone);
@@ -324,14 +293,8 @@ export function createSqliteStore(options: SqliteStoreOptions): UsageStore {
     suspectCorrupt = false;
   };
 
-  const ensureOpen = (): Promise<void> => {
-    if (closed) return Promise.reject(new UsageStoreError('StoreClosed', `usage store ${path}: closed`));
-    opened ??= doOpen().catch((e: unknown) => {
-      opened = undefined;
-      throw e;
-    });
-    return opened;
-  };
+  const opening = lazyOpen(doOpen, path);
+  const ensureOpen = opening.ensure;
 
   /** Runs op once the store is open; a corruption error makes the next call reopen with a check. */
   const withOpen = async <T>(op: () => Promise<T>): Promise<T> => {
@@ -341,7 +304,7 @@ export function createSqliteStore(options: SqliteStoreOptions): UsageStore {
     } catch (e) {
       if (e instanceof UsageStoreError && e.code === 'StoreCorrupt') {
         suspectCorrupt = true;
-        opened = undefined;
+        opening.forget();
       }
       throw e;
     }
@@ -375,15 +338,14 @@ export function createSqliteStore(options: SqliteStoreOptions): UsageStore {
         await call({ op: 'run', statements });
       }),
     close: async () => {
-      if (closed) return;
-      closed = true;
+      if (!opening.markClosed()) return;
       const w = worker;
       if (w === undefined) return;
       try {
         await call({ op: 'close' });
       } finally {
         worker = undefined;
-        opened = undefined;
+        opening.forget();
         await w.terminate();
       }
     },

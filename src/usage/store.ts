@@ -90,8 +90,8 @@ export interface UsageQuery extends TimeRange {
   readonly limit: number;
 }
 
-/** One `/usage` row: its `by` keys (strings) and the counts. */
-export type UsageRow = Record<string, string | number> & {
+/** The counters of a `/usage` row (and of every row of the report). */
+export interface Counts {
   readonly calls: number;
   readonly compliant: number;
   readonly rewritten: number;
@@ -99,7 +99,10 @@ export type UsageRow = Record<string, string | number> & {
   readonly audited: number;
   readonly throttled: number;
   readonly errors: number;
-};
+}
+
+/** One `/usage` row: its `by` keys (strings) and the counts. */
+export type UsageRow = Record<string, string | number> & Counts;
 
 /** One `/usage/limits` row: the worst windows of one tenant/app/group over the range. */
 export interface LimitRow {
@@ -198,6 +201,40 @@ export class UsageStoreError extends Error {
     this.name = 'UsageStoreError';
     this.code = code;
   }
+}
+
+/** A backend's open, made lazily: see lazyOpen. */
+export interface LazyOpen {
+  /** Resolves once the store is open; concurrent callers share one attempt, and a closed store rejects with StoreClosed. */
+  readonly ensure: () => Promise<void>;
+  /** Makes the next ensure() open again (the connection or worker was lost, or corruption is suspected). */
+  readonly forget: () => void;
+  /** Makes every later ensure() reject; true the first time only. */
+  readonly markClosed: () => boolean;
+}
+
+/** Opens a store on first use; a failed attempt is not kept, so the next call tries again. */
+export function lazyOpen(open: () => Promise<void>, where: string): LazyOpen {
+  let opened: Promise<void> | undefined;
+  let closed = false;
+  return {
+    ensure: () => {
+      if (closed) return Promise.reject(new UsageStoreError('StoreClosed', `usage store ${where}: closed`));
+      opened ??= open().catch((e: unknown) => {
+        opened = undefined;
+        throw e;
+      });
+      return opened;
+    },
+    forget: () => {
+      opened = undefined;
+    },
+    markClosed: () => {
+      if (closed) return false;
+      closed = true;
+      return true;
+    },
+  };
 }
 
 /** Where a backend reports what it did on its own (a corrupt file moved aside); pino's logger fits. */

@@ -4,7 +4,7 @@
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { z } from 'zod';
 import { isGuid } from '../attribution.js';
-import { LIMIT_GROUPS, applyLimitOverrides, type LimitOverrides, type LimitTable } from './limits.js';
+import { LIMIT_GROUPS, applyLimitOverrides, type LimitTable } from './limits.js';
 import type { Retention } from './store.js';
 
 /** Where the usage store lives. */
@@ -93,7 +93,7 @@ export function buildUsageConfig(raw: z.infer<typeof usageSchema>, opts: { state
     warnAt: r.warnAt ?? USAGE_DEFAULTS.warnAt,
     metricTenants: r.metricTenants ?? USAGE_DEFAULTS.metricTenants,
     maxTracked: r.maxTracked ?? USAGE_DEFAULTS.maxTracked,
-    limits: applyLimitOverrides(r.limits as LimitOverrides | undefined),
+    limits: applyLimitOverrides(r.limits),
   });
 }
 

@@ -85,7 +85,7 @@ export async function startCliProxy(cli: string, configFile: string, stateDir: s
   let buffered = '';
   const ready = new Promise<{ listen: string; admin: string }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`proxy not ready within ${timeoutMs} ms:\n${output.slice(-4000)}`)), timeoutMs);
-    child.stdout!.on('data', (d: Buffer) => {
+    child.stdout.on('data', (d: Buffer) => {
       output += d.toString();
       buffered += d.toString();
       let nl: number;
@@ -103,7 +103,7 @@ export async function startCliProxy(cli: string, configFile: string, stateDir: s
         }
       }
     });
-    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       reject(new Error(`proxy exited (${code ?? signal}) before it was ready:\n${output.slice(-4000)}`));

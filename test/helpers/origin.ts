@@ -115,7 +115,9 @@ export async function startOrigin(issuer?: LeafIssuer): Promise<Origin> {
   if (issuer !== undefined) {
     const fallback = await issuer.secureContextFor('api.security.microsoft.com');
     server = createHttpsServer({
-      SNICallback: (name, cb) => issuer.secureContextFor(name).then((ctx) => cb(null, ctx), (e: Error) => cb(e, undefined)),
+      SNICallback: (name, cb) => {
+        issuer.secureContextFor(name).then((ctx) => cb(null, ctx), (e: Error) => cb(e, undefined));
+      },
       secureContext: fallback,
     } as Parameters<typeof createHttpsServer>[0], handler(received, timers));
   } else {

@@ -65,7 +65,7 @@ export function requestOver(socket: Socket | TLSSocket, data: string | Buffer, t
       clearTimeout(timer);
       resolve(out);
     });
-    socket.on('error', (e) => {
+    socket.on('error', (e: Error) => {
       clearTimeout(timer);
       if (out !== '') resolve(out);
       else reject(e);

@@ -29,9 +29,9 @@ beforeAll(async () => {
 
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-function write(name: string, text: string): string {
+function write(name: string, content: string): string {
   const file = path.join(tmp, name);
-  fs.writeFileSync(file, text);
+  fs.writeFileSync(file, content);
   return file;
 }
 
@@ -405,18 +405,19 @@ describe('loadOrCreateCa', () => {
     expect(err.message).toContain(new Date(expiredAt).toISOString());
   });
 
-  const cases: Array<[string, () => Promise<{ certFile?: string; keyFile?: string }>, string, 'cert' | 'key']> = [
-    ['a missing certificate file', async () => ({ certFile: path.join(tmp, 'absent.pem'), keyFile: caKeyFile }), 'CaUnreadable', 'cert'],
-    ['a certificate without its key file', async () => ({ certFile: caFile }), 'CaUnreadable', 'cert'],
-    ['a corrupt certificate file', async () => ({ certFile: write('corrupt.pem', '-----BEGIN CERTIFICATE-----\nMIIBnotreally\n-----END CERTIFICATE-----\n'), keyFile: caKeyFile }), 'CaInvalid', 'cert'],
-    ['a file that is not PEM', async () => ({ certFile: write('garbage.pem', 'hello'), keyFile: caKeyFile }), 'CaInvalid', 'cert'],
-    ['an unparseable key', async () => ({ certFile: caFile, keyFile: write('bad-key.pem', '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n') }), 'CaInvalid', 'key'],
+  type CaFiles = { certFile?: string; keyFile?: string };
+  const cases: Array<[string, () => CaFiles | Promise<CaFiles>, string, 'cert' | 'key']> = [
+    ['a missing certificate file', () => ({ certFile: path.join(tmp, 'absent.pem'), keyFile: caKeyFile }), 'CaUnreadable', 'cert'],
+    ['a certificate without its key file', () => ({ certFile: caFile }), 'CaUnreadable', 'cert'],
+    ['a corrupt certificate file', () => ({ certFile: write('corrupt.pem', '-----BEGIN CERTIFICATE-----\nMIIBnotreally\n-----END CERTIFICATE-----\n'), keyFile: caKeyFile }), 'CaInvalid', 'cert'],
+    ['a file that is not PEM', () => ({ certFile: write('garbage.pem', 'hello'), keyFile: caKeyFile }), 'CaInvalid', 'cert'],
+    ['an unparseable key', () => ({ certFile: caFile, keyFile: write('bad-key.pem', '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n') }), 'CaInvalid', 'key'],
     ['a key from another CA', async () => ({ certFile: caFile, keyFile: write('other-key.pem', (await createCa({ permittedDomains: DOMAINS })).keyPem) }), 'CaKeyMismatch', 'key'],
-    ['a certificate that is not a CA', async () => {
+    ['a certificate that is not a CA', () => {
       const leaf = opensslSelfSigned(EC, 'basicConstraints=critical,CA:FALSE');
       return { certFile: write('not-ca.pem', leaf.certPem), keyFile: write('not-ca-key.pem', leaf.keyPem) };
     }, 'CaNotAuthority', 'cert'],
-    ['a CA whose keyUsage lacks keyCertSign', async () => {
+    ['a CA whose keyUsage lacks keyCertSign', () => {
       const leaf = opensslSelfSigned(EC, 'basicConstraints=critical,CA:TRUE', 'keyUsage=critical,digitalSignature');
       return { certFile: write('no-certsign.pem', leaf.certPem), keyFile: write('no-certsign-key.pem', leaf.keyPem) };
     }, 'CaNotAuthority', 'cert'],

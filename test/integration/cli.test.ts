@@ -71,8 +71,8 @@ async function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): P
   children.push(child);
   let out = '';
   let err = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   let exited = false;
   void exit.then(() => (exited = true));
@@ -970,7 +970,7 @@ describe('start configured by environment variables', () => {
     const rejected = await viaProxy(p.proxyUrl, caPem, 'https://api.security.microsoft.com/api/machines', { headers: { 'user-agent': EXAMPLE_UA } });
     expect(rejected.status).toBe(403);
     expect(JSON.parse(rejected.text)).toMatchObject({ error: { code: 'PartnerUserAgentRequired' } });
-    expect(JSON.parse(rejected.text).error.message).toContain(FABRIKAM_UA);
+    expect((JSON.parse(rejected.text) as { error: { message: string } }).error.message).toContain(FABRIKAM_UA);
     expect(origin.received.length).toBe(before);
     const ok = await viaProxy(p.proxyUrl, caPem, 'https://api.security.microsoft.com/api/machines', { headers: { 'user-agent': FABRIKAM_UA } });
     expect(ok.status).toBe(200);

@@ -59,11 +59,13 @@ function figures(model: ReportModel) {
 
 /** Adds the second figures into the first, key by key. */
 function addFigures(a: ReturnType<typeof figures>, b: ReturnType<typeof figures>): ReturnType<typeof figures> {
+  const add = <T extends number | number[]>(x: T, y: T): T =>
+    (typeof x === 'number' ? x + (y as number) : x.map((n, i) => n + (y as number[])[i]!)) as T;
   const merge = <T extends number | number[]>(x: Record<string, T>, y: Record<string, T>): Record<string, T> => {
     const out: Record<string, T> = { ...x };
     for (const [k, v] of Object.entries(y)) {
       const prev = out[k];
-      out[k] = (prev === undefined ? v : Array.isArray(v) ? (v as number[]).map((n, i) => n + (prev as number[])[i]!) : (v as number) + (prev as number)) as T;
+      out[k] = prev === undefined ? v : add(v, prev);
     }
     return out;
   };

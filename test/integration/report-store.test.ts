@@ -54,9 +54,9 @@ const get = async (query: string): Promise<{ status: number; type: string; body:
 };
 
 it('answers JSON whose products, APIs, days and tenants are the sums of the traffic', async () => {
-  const r = await get('&format=json');
-  expect([r.status, r.type]).toEqual([200, 'application/json; charset=utf-8']);
-  const model = JSON.parse(r.body) as ReportModel;
+  const res = await get('&format=json');
+  expect([res.status, res.type]).toEqual([200, 'application/json; charset=utf-8']);
+  const model = JSON.parse(res.body) as ReportModel;
   const from = DAY0;
   const to = DAY0 + 3 * DAY_MS;
   const pick = (row: object): unknown[] => ['calls', 'compliant', 'rewritten', 'rejected', 'audited', 'throttled', 'errors'].map((k) => (row as Record<string, unknown>)[k]);

@@ -2,7 +2,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildConfig } from '../../src/config.js';
-import { startOrigin, type Origin } from '../helpers/origin.js';
+import { headerValues, startOrigin, type Origin } from '../helpers/origin.js';
 import { startProxy, testConfigDoc, type TestProxy } from '../helpers/proxy.js';
 import { testPki } from '../helpers/pki.js';
 import { viaProxy } from '../helpers/client.js';
@@ -22,29 +22,30 @@ afterAll(async () => {
 const configWith = async (doc: Record<string, unknown>) =>
   buildConfig({ ...(await testConfigDoc(origin.port, doc)), stateDir: proxy.stateDir }, { source: 'test', baseDir: process.cwd() });
 
-it('keeps the pools and trust store across a reload that changes only the policy', async () => {
-  expect((await viaProxy(proxy.url, proxy.caPem, 'https://api.security.microsoft.com/api/machines')).status).toBe(200);
-  const before = proxy.proxy.runtime.upstream;
-  proxy.proxy.reload(await configWith({ policy: { mode: 'audit' } }));
-  expect(proxy.proxy.runtime.config.policy.mode).toBe('audit');
-  expect(proxy.proxy.runtime.upstream).toBe(before);
-  expect((await viaProxy(proxy.url, proxy.caPem, 'https://api.security.microsoft.com/api/machines')).status).toBe(200);
+const MACHINES = 'https://api.security.microsoft.com/api/machines';
+const FOREIGN_UA = 'curl/8.5.0';
+
+it('keeps the pools and trust store across a reload that changes only the policy, and applies the policy', async () => {
+  expect((await viaProxy(proxy.url, proxy.caPem, MACHINES, { headers: { 'user-agent': FOREIGN_UA } })).status).toBe(200);
+  expect(headerValues(origin.last().rawHeaders, 'user-agent')).not.toEqual([FOREIGN_UA]); // rewrite mode
+  expect(proxy.proxy.reload(await configWith({ policy: { mode: 'audit' } }))).toEqual({ pools: 'kept', trustStore: 'kept' });
+  expect((await viaProxy(proxy.url, proxy.caPem, MACHINES, { headers: { 'user-agent': FOREIGN_UA } })).status).toBe(200);
+  expect(headerValues(origin.last().rawHeaders, 'user-agent')).toEqual([FOREIGN_UA]); // audit forwards it unchanged
 });
 
 it('builds new pools but keeps the trust store when an outbound timeout changes', async () => {
-  const before = proxy.proxy.runtime.upstream;
-  proxy.proxy.reload(await configWith({ timeouts: { connect: 5000 } }));
-  expect(proxy.proxy.runtime.upstream).not.toBe(before);
-  expect(proxy.proxy.runtime.upstream.trust).toBe(before.trust);
-  expect((await viaProxy(proxy.url, proxy.caPem, 'https://api.security.microsoft.com/api/machines')).status).toBe(200);
+  expect(proxy.proxy.reload(await configWith({ timeouts: { connect: 5000 } }))).toEqual({ pools: 'rebuilt', trustStore: 'kept' });
+  expect((await viaProxy(proxy.url, proxy.caPem, MACHINES)).status).toBe(200);
 });
 
-it('builds a new trust store when upstream.ca changes', async () => {
-  const before = proxy.proxy.runtime.upstream;
+it('builds a new trust store when upstream.ca changes, and dials with it', async () => {
   const pki = await testPki();
+  const foreign = join(pki.dir, 'foreign-root.pem');
+  writeFileSync(foreign, proxy.caPem);
+  expect(proxy.proxy.reload(await configWith({ upstream: { ca: foreign } }))).toEqual({ pools: 'rebuilt', trustStore: 'rebuilt' });
+  expect((await viaProxy(proxy.url, proxy.caPem, MACHINES)).status).toBe(502); // the origin's root is no longer trusted
   const both = join(pki.dir, 'both-roots.pem');
   writeFileSync(both, `${pki.msRoot.certPem}\n${proxy.caPem}`);
-  proxy.proxy.reload(await configWith({ upstream: { ca: both } }));
-  expect(proxy.proxy.runtime.upstream.trust).not.toBe(before.trust);
-  expect((await viaProxy(proxy.url, proxy.caPem, 'https://api.security.microsoft.com/api/machines')).status).toBe(200);
+  expect(proxy.proxy.reload(await configWith({ upstream: { ca: both } }))).toEqual({ pools: 'rebuilt', trustStore: 'rebuilt' });
+  expect((await viaProxy(proxy.url, proxy.caPem, MACHINES)).status).toBe(200);
 });

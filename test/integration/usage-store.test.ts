@@ -33,28 +33,28 @@ const ALL_TIME = { from: DAY0 - 30 * DAY_MS, to: DAY0 + 30 * DAY_MS };
 /** One backend under test: fresh databases, a second store on the same one, raw SQL for checks. */
 interface Backend {
   readonly name: 'sqlite' | 'postgres';
-  setup(): Promise<void>;
-  teardown(): Promise<void>;
+  setup(): void | Promise<void>;
+  teardown(): void | Promise<void>;
   /** A new empty database; its target is a file path or a URL. */
-  fresh(): Promise<string>;
+  fresh(): string | Promise<string>;
   store(target: string): UsageStore;
-  raw(target: string, sql: string): Promise<Record<string, unknown>[]>;
+  raw(target: string, sql: string): Record<string, unknown>[] | Promise<Record<string, unknown>[]>;
 }
 
 const dirs: string[] = [];
 const sqlite: Backend = {
   name: 'sqlite',
-  setup: async () => undefined,
-  teardown: async () => {
+  setup: () => undefined,
+  teardown: () => {
     for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
   },
-  fresh: async () => {
+  fresh: () => {
     const dir = mkdtempSync(join(tmpdir(), 'mpp-usage-'));
     dirs.push(dir);
     return join(dir, 'usage.db');
   },
   store: (path) => createSqliteStore({ path }),
-  raw: async (path, sql) => {
+  raw: (path, sql) => {
     const db = new Database(path, { readonly: true });
     try {
       return db.prepare(sql).all() as Record<string, unknown>[];
@@ -365,7 +365,7 @@ describe.each([sqlite, postgres])('usage store on $name', (backend) => {
         firstSeen: DAY0 + 10, lastSeen: DAY0 + 9999,
       });
       expect(page.rows.filter((r) => r.product === 'beta')).toEqual([caller({ product: 'beta', family: '(none)', calls: 3 })]);
-      expect(page.rows.map((r) => r.product)).toEqual([...Array(CALLERS_PER_PRODUCT + 1).fill('alpha'), 'beta']);
+      expect(page.rows.map((r) => r.product)).toEqual([...Array<string>(CALLERS_PER_PRODUCT + 1).fill('alpha'), 'beta']);
       const cut = await store.callers({ ...ALL_TIME, limit: 10 });
       expect(cut).toEqual({ rows: page.rows.slice(0, 10), truncated: true });
     });

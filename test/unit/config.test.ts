@@ -39,6 +39,9 @@ describe('invalid configs name the field', () => {
     ['a bad otherHosts', { version: 1, otherHosts: 'allow' }, 'otherHosts'],
     ['a bad listen address', { version: 1, listen: 'localhost' }, 'listen'],
     ['a bad resolve target', { version: 1, upstream: { resolve: { 'a.example:443': 'nowhere' } } }, 'upstream.resolve.a.example:443'],
+    ['a resolve target on port 0', { version: 1, upstream: { resolve: { 'a.example:443': '127.0.0.1:0' } } }, 'upstream.resolve.a.example:443'],
+    ['a resolve key without port', { version: 1, upstream: { resolve: { 'a.example': '127.0.0.1:1' } } }, 'upstream.resolve.a.example'],
+    ['a reverse listener on port 70000', { version: 1, products: [product], reverse: [{ listen: '127.0.0.1:70000', upstream: 'https://api.security.microsoft.com' }] }, 'reverse[0].listen'],
     ['a non-http upstream proxy', { version: 1, upstream: { proxy: 'socks5://p:1080' } }, 'upstream.proxy'],
     ['a reverse route to http', { version: 1, products: [product], reverse: [{ listen: '127.0.0.1:8443', upstream: 'http://api.security.microsoft.com', product: 'cognito' }] }, 'reverse[0].upstream'],
     ['a reverse route to an unknown product', { version: 1, products: [product], reverse: [{ listen: '127.0.0.1:8443', upstream: 'https://api.security.microsoft.com', product: 'nope' }] }, 'reverse[0].product'],
@@ -63,6 +66,9 @@ describe('invalid configs name the field', () => {
     ['--user-agent not a partner token', { userAgent: 'curl/8' }, '--user-agent'],
     ['--mode unknown', { mode: 'block' }, '--mode'],
     ['--listen without port', { listen: '127.0.0.1' }, '--listen'],
+    ['--listen with a port out of range', { listen: '127.0.0.1:65536' }, '--listen'],
+    ['--listen with IPv6 unbracketed', { listen: '::1:3128' }, '--listen'],
+    ['--admin with a bad IPv6', { admin: '[::g]:9464' }, '--admin'],
   ])('%s → %s', (_name, overrides, path) => {
     expect(pathOf(() => build({ version: 1 }, overrides))).toBe(path);
   });
@@ -137,8 +143,27 @@ describe('valid configs', () => {
     expect(c.policy.defaultProduct).toBeUndefined();
   });
 
+  it.each([
+    ['an IPv4 address and port', '127.0.0.1:3128', { host: '127.0.0.1', port: 3128 }],
+    ['a bracketed IPv6 address', '[::1]:3128', { host: '::1', port: 3128 }],
+    ['port 0 (any free port)', '127.0.0.1:0', { host: '127.0.0.1', port: 0 }],
+    ['a port alone, on every IPv4 address', ':3128', { host: '0.0.0.0', port: 3128 }],
+    ['a name, lowercased, with spaces around', ' LocalHost:3128 ', { host: 'localhost', port: 3128 }],
+  ])('listens on %s', (_name, listen, expected) => {
+    expect(build({ version: 1, listen }).listen).toEqual(expected);
+  });
+
+  it.each([
+    ['the default list admits loopback', undefined, [['127.0.0.1', 'ipv4', true], ['127.255.0.9', 'ipv4', true], ['::1', 'ipv6', true], ['10.0.0.1', 'ipv4', false], ['::2', 'ipv6', false]]],
+    ['a private network and an IPv6 prefix', ['10.0.0.0/8', 'fd00::/8'], [['10.200.3.4', 'ipv4', true], ['11.0.0.1', 'ipv4', false], ['fd12::1', 'ipv6', true], ['fe80::1', 'ipv6', false], ['127.0.0.1', 'ipv4', false]]],
+    ['one host', ['192.0.2.7/32'], [['192.0.2.7', 'ipv4', true], ['192.0.2.8', 'ipv4', false]]],
+  ] as const)('compiles access.allowedClients once: %s', (_name, allowedClients, checks) => {
+    const c = build({ version: 1, ...(allowedClients ? { access: { allowedClients } } : {}) });
+    expect(checks.map(([addr, family]) => [addr, family, c.clientAllowList.check(addr, family)])).toEqual(checks);
+  });
+
   it('normalises upstream.resolve keys and values', () => {
     const c = build({ version: 1, upstream: { resolve: { 'API.Security.Microsoft.com:443': '127.0.0.1:8443', '[::1]:443': '[::1]:9' } } });
-    expect([...c.policy.resolve]).toEqual([['api.security.microsoft.com:443', '127.0.0.1:8443'], ['[::1]:443', '[::1]:9']]);
+    expect([...c.policy.resolve]).toEqual([['api.security.microsoft.com:443', { host: '127.0.0.1', port: 8443 }], ['[::1]:443', { host: '::1', port: 9 }]]);
   });
 });

@@ -13,7 +13,7 @@ function policy(over: Partial<Policy> = {}): Policy {
   return {
     mode: 'rewrite', rewrite: 'replace', catalogue: createCatalogue(['commercial'], []), otherHosts: 'tunnel',
     products: [cognito], defaultProduct: cognito, allowPrivateDestinations: false, connectPorts: new Set([443]),
-    resolve: new Map([['api.security.microsoft.com:443', '127.0.0.1:8443']]),
+    resolve: new Map([['api.security.microsoft.com:443', { host: '127.0.0.1', port: 8443 }]]),
     ...over,
   };
 }

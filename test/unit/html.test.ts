@@ -15,7 +15,7 @@ const facts: ReportFacts = {
   ca: { subject: 'CN=test CA', notBefore: NOV1 - DAY, notAfter: NOV1 + 700 * DAY }, source: { kind: 'store', name: 'sqlite' },
 };
 const row = (keys: Record<string, string>, compliant: number, audited = 0): UsageRow =>
-  ({ ...keys, calls: compliant + audited, compliant, rewritten: 0, rejected: 0, audited, throttled: 0, errors: 0 }) as UsageRow;
+  ({ ...keys, calls: compliant + audited, compliant, rewritten: 0, rejected: 0, audited, throttled: 0, errors: 0 });
 const rows = (over: Partial<ReportRows> = {}): ReportRows => ({
   products: [row({ product: 'cognito' }, 7, 1)],
   apis: [row({ product: 'cognito', api: 'machines' }, 7, 1)],

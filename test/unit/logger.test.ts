@@ -58,7 +58,7 @@ describe('createLogObserver', () => {
     ['a client abort', 'info', { status: 0, aborted: true }],
   ] as const)('logs %s at %s', (_name, level, over) => {
     const { logger, lines } = capture();
-    createLogObserver(logger).exchangeEnd?.(exchange(over as Partial<ExchangeEvent>));
+    createLogObserver(logger).exchangeEnd?.(exchange(over));
     expect(lines()[0]?.level).toBe(level);
     if ('error' in over) expect(lines()[0]?.[LOG_FIELDS.error]).toBe(over.error);
     if ('aborted' in over) expect(lines()[0]?.[LOG_FIELDS.aborted]).toBe(true);
@@ -104,7 +104,7 @@ describe('createLogObserver', () => {
       client: '192.0.2.7', port: 443, path: '/api/machines?$filter=healthStatus%20eq%20%27Active%27&token=x', requestBodyBytes: 17, responseBodyBytes: 2048,
     }));
     expect(lines()[0]).toEqual({
-      level: 'info', time: expect.any(String), pid: process.pid, msg: 'exchange', event: 'exchange',
+      level: 'info', time: expect.any(String) as unknown, pid: process.pid, msg: 'exchange', event: 'exchange',
       'client.address': '192.0.2.7', 'http.request.method': 'GET', 'server.address': 'api.security.microsoft.com', 'server.port': 443,
       'url.path': '/api/machines', 'http.response.status_code': 200, duration_ms: 12.346,
       'http.request.body.size': 17, 'http.response.body.size': 2048,

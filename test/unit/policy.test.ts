@@ -11,7 +11,7 @@ function policy(over: Partial<Policy> = {}): Policy {
   return {
     mode: 'rewrite', rewrite: 'replace', catalogue: createCatalogue(['commercial'], ['*.partner.test']), otherHosts: 'tunnel',
     products: [cognito], defaultProduct: cognito, allowPrivateDestinations: false, connectPorts: new Set([443]),
-    resolve: new Map([['api.security.microsoft.com:443', '127.0.0.1:8443'], ['10.0.0.5:443', '10.0.0.5:443']]),
+    resolve: new Map([['api.security.microsoft.com:443', { host: '127.0.0.1', port: 8443 }], ['10.0.0.5:443', { host: '10.0.0.5', port: 443 }]]),
     ...over,
   };
 }
@@ -137,7 +137,7 @@ describe('decideDestination', () => {
     ['2130706433', 443, {}, 'deny', 'loopback-destination'],
     ['10.1.2.3', 443, {}, 'deny', 'private-destination'],
     ['10.1.2.3', 443, { allowPrivateDestinations: true }, 'allow', 'private-destinations-allowed'],
-    ['10.1.2.3', 443, { resolve: new Map([['10.1.2.3:443', '127.0.0.1:1']]) }, 'allow', 'resolve-override'],
+    ['10.1.2.3', 443, { resolve: new Map([['10.1.2.3:443', { host: '127.0.0.1', port: 1 }]]) }, 'allow', 'resolve-override'],
   ] as const)('%s:%d with %j → %s (%s)', (host, port, over, action, reason) => {
     expect(decideDestination(policy(over as Partial<Policy>), host, port)).toMatchObject({ action, reason });
   });

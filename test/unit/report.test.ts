@@ -23,7 +23,7 @@ const facts = (over: Partial<ReportFacts> = {}): ReportFacts => ({
 
 const row = (keys: Record<string, string>, c: Partial<Record<'calls' | 'compliant' | 'rewritten' | 'rejected' | 'audited' | 'throttled' | 'errors', number>>): UsageRow => {
   const counts = { compliant: 0, rewritten: 0, rejected: 0, audited: 0, throttled: 0, errors: 0, ...c };
-  return { ...keys, calls: c.calls ?? counts.compliant + counts.rewritten + counts.rejected + counts.audited, ...counts } as UsageRow;
+  return { ...keys, calls: c.calls ?? counts.compliant + counts.rewritten + counts.rejected + counts.audited, ...counts };
 };
 
 const rows = (over: Partial<ReportRows> = {}): ReportRows => ({

@@ -69,6 +69,27 @@ describe('parseAuthority (RFC 9112 §3.2.3, RFC 9110 §7.2)', () => {
   });
 });
 
+describe('parseAuthority with allowZero (listen addresses)', () => {
+  it.each([
+    ['port 0, any free port', '127.0.0.1:0', { host: '127.0.0.1', port: 0 }],
+    ['IPv6 port 0', '[::1]:0', { host: '::1', port: 0 }],
+    ['an ordinary port', 'localhost:3128', { host: 'localhost', port: 3128 }],
+  ])('parses %s', (_name, input, expected) => {
+    expect(parseAuthority(input, undefined, { allowZero: true })).toEqual(expected);
+  });
+
+  it.each([
+    ['a missing port', '127.0.0.1'],
+    ['an empty port', '[::1]:'],
+    ['port 65536', '127.0.0.1:65536'],
+    ['a six-digit port', '127.0.0.1:000080'],
+    ['a negative port', '127.0.0.1:-1'],
+    ['IPv6 without brackets', '::1:0'],
+  ])('rejects %s', (_name, input) => {
+    expect(parseAuthority(input, undefined, { allowZero: true })).toBeUndefined();
+  });
+});
+
 describe('formatAuthority', () => {
   it.each([
     [{ host: 'example.com', port: 443 }, 'example.com:443'],

@@ -112,7 +112,7 @@ describe('counting', () => {
 });
 
 describe('Microsoft limits', () => {
-  it('logs rate-limit-near exactly once for a burst past 80% of the minute limit', async () => {
+  it('logs rate-limit-near exactly once for a burst past 80% of the minute limit', () => {
     const { recorder, log, tick } = setup();
     for (let i = 0; i < 95; i++) {
       recorder.observer.exchangeEnd!(event());
