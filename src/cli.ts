@@ -217,7 +217,7 @@ async function doctor(args: DoctorArgs): Promise<void> {
   const timeoutMs = args.timeout === undefined ? 5000 : Number(args.timeout);
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > 600_000) usageError(`--timeout must be milliseconds between 1 and 600000, got ${JSON.stringify(String(args.timeout))}`, 'doctor');
   const hosts = (args.host === undefined ? [] : Array.isArray(args.host) ? args.host : [args.host]).flatMap((h) => h.split(',')).map((h) => h.trim().toLowerCase()).filter((h) => h !== '');
-  const checks: Check[] = [environmentCheck(unknownVariables(process.env), KNOWN_VARIABLES)];
+  const checks: Check[] = [environmentCheck(withGuesses(unknownVariables(process.env)), KNOWN_VARIABLES)];
   let config: Config | undefined;
   try {
     config = loadConfig(args.config, overridesOf(args));
@@ -363,10 +363,45 @@ export function usageMessage(msg: string, argv: readonly string[], words: readon
   return line;
 }
 
+/** Levenshtein distance between two short strings. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_v, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length]!;
+}
+
+/**
+ * The known variable a stray one is most likely a typo of, if any: one edit per four characters of
+ * the option's name (at least one), so `…_USERAGENT` finds `…_USER_AGENT` but Kubernetes'
+ * `…_PORT` does not pass for `…_HOST`.
+ */
+export function likelyMeant(variable: string): string | undefined {
+  let best: { name: string; distance: number } | undefined;
+  for (const name of KNOWN_VARIABLES) {
+    const distance = editDistance(variable, name);
+    const allowed = Math.max(1, Math.floor((name.length - ENV_PREFIX.length - 1) / 4));
+    if (distance <= allowed && (best === undefined || distance < best.distance)) best = { name, distance };
+  }
+  return best?.name;
+}
+
 /** Refuses to run with a stray MDE_PARTNER_PROXY_* variable (doctor reports it as a check instead). */
 function refuseUnknownVariables(env: NodeJS.ProcessEnv): void {
   const stray = unknownVariables(env);
-  if (stray.length > 0) throw new UsageError(`unknown environment variable ${stray.join(', ')}`, `Known: ${KNOWN_VARIABLES.join(', ')}`);
+  if (stray.length === 0) return;
+  throw new UsageError(`unknown environment variable ${withGuesses(stray).join(', ')}`, `Known: ${KNOWN_VARIABLES.join(', ')}`);
+}
+
+/** Stray variable names, each followed by the known one it is likely a typo of. */
+function withGuesses(stray: readonly string[]): string[] {
+  return stray.map((v) => {
+    const meant = likelyMeant(v);
+    return meant === undefined ? v : `${v} (did you mean ${meant}?)`;
+  });
 }
 
 /** A boolean option's value from its environment variable. */

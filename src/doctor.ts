@@ -287,5 +287,5 @@ export async function runDoctor(config: Config, opts: DoctorOptions): Promise<Ch
 export function environmentCheck(unknown: readonly string[], known: readonly string[]): Check {
   return unknown.length === 0
     ? check('environment', 'ok', 'no unknown MDE_PARTNER_PROXY_* variable')
-    : check('environment', 'fail', `unknown variable ${unknown.join(', ')}`, `unset it (Kubernetes: enableServiceLinks: false, or rename the Service); known: ${known.join(', ')}`);
+    : check('environment', 'fail', `unknown variable ${unknown.join(', ')}`, `correct or unset it (for a Kubernetes service link: enableServiceLinks: false, or rename the Service); known: ${known.join(', ')}`);
 }

@@ -526,6 +526,16 @@ describe('unknown MDE_PARTNER_PROXY_* variables', () => {
     expect(existsSync(dir)).toBe(false);
   });
 
+  it('names the known variable a typo was meant to be', async () => {
+    const dir = join(tmp('stray'), 'state');
+    const r = await cli(['env', '--state-dir', dir], { MDE_PARTNER_PROXY_USERAGENT: FABRIKAM_UA });
+    expect(r.code).toBe(2);
+    expect(r.stderr.split('\n')[0]).toBe('mde-partner-proxy: unknown environment variable MDE_PARTNER_PROXY_USERAGENT (did you mean MDE_PARTNER_PROXY_USER_AGENT?)');
+    const doctor = await cli(['doctor', '--state-dir', dir, '--offline'], { MDE_PARTNER_PROXY_USERAGENT: FABRIKAM_UA });
+    expect(doctor.stdout).toMatch(/^FAIL environment: unknown variable MDE_PARTNER_PROXY_USERAGENT \(did you mean MDE_PARTNER_PROXY_USER_AGENT\?\) \(fix: correct or unset it/m);
+    expect(existsSync(dir)).toBe(false);
+  });
+
   it('doctor reports it as a failed check with the fix', async () => {
     const dir = join(tmp('stray'), 'state');
     const r = await cli(['doctor', '--state-dir', dir, '--user-agent', FABRIKAM_UA, '--offline'], stray);
@@ -879,7 +889,12 @@ describe('start on the embedded identity', () => {
       'https://api.security.microsoft.com/api/alerts?$top=1&code=s3cr3t']);
     expect(r.code).toBe(0);
     const fresh = (): Record<string, unknown>[] => logLines(p.stdout()).slice(before);
-    const tunnel = await until(() => fresh().find((l) => l['event'] === 'tunnel'), () => `a tunnel line in\n${p.stdout()}`);
+    // The tunnel of this curl ends after its exchange; a previous test's tunnel line may still arrive first.
+    const tunnel = await until(() => {
+      const lines = fresh();
+      const exchange = lines.findIndex((l) => l['event'] === 'exchange' && l['user_agent.original'] === 'curl/8.5.0');
+      return exchange < 0 ? undefined : lines.slice(exchange).find((l) => l['event'] === 'tunnel');
+    }, () => `an exchange line and then a tunnel line in\n${p.stdout()}`);
     const exchanges = fresh().filter((l) => l['event'] === 'exchange');
     expect(exchanges).toHaveLength(1);
     expect(exchanges[0]).toMatchObject({

@@ -1,6 +1,6 @@
 // The `start` fast path of the command line: node:util parses the plain forms, and everything else
 // is left to yargs (undefined), which owns usage text and error messages.
-import { KNOWN_VARIABLES, commandWords, startArgs, unknownVariables } from '../../src/cli.js';
+import { KNOWN_VARIABLES, commandWords, likelyMeant, startArgs, unknownVariables } from '../../src/cli.js';
 
 const UA = 'MdePartner-Fabrikam-Sentinel/2.1.0';
 
@@ -68,5 +68,20 @@ describe('commandWords', () => {
     [['--json', 'doctor'], { words: ['doctor'] }],
   ])('finds the command words of %j', (argv, expected) => {
     expect(commandWords(argv)).toEqual(expected);
+  });
+});
+
+describe('likelyMeant', () => {
+  it.each<[string, string | undefined]>([
+    ['MDE_PARTNER_PROXY_USERAGENT', 'MDE_PARTNER_PROXY_USER_AGENT'],
+    ['MDE_PARTNER_PROXY_LOGLEVEL', 'MDE_PARTNER_PROXY_LOG_LEVEL'],
+    ['MDE_PARTNER_PROXY_CONFG', 'MDE_PARTNER_PROXY_CONFIG'],
+    ['MDE_PARTNER_PROXY_STATEDIR', 'MDE_PARTNER_PROXY_STATE_DIR'],
+    ['MDE_PARTNER_PROXY_SERVICE_HOST', undefined],
+    ['MDE_PARTNER_PROXY_PORT_3128_TCP', undefined],
+    ['MDE_PARTNER_PROXY_PORT', undefined],
+    ['MDE_PARTNER_PROXY_SERVICE_PORT', undefined],
+  ])('%s → %s', (variable, meant) => {
+    expect(likelyMeant(variable)).toBe(meant);
   });
 });
