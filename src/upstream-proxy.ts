@@ -13,7 +13,7 @@ export function matchesNoProxy(noProxy: readonly string[], host: string): boolea
   });
 }
 
-/** Opens a CONNECT tunnel through the upstream proxy and returns the raw socket once it answered 2xx. */
+/** Opens a CONNECT tunnel through the upstream proxy and returns the raw socket, paused, once it answered 2xx. */
 export function connectViaProxy(proxy: { host: string; port: number }, target: string, timeoutMs: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const socket = netConnect({ host: proxy.host, port: proxy.port });
@@ -35,6 +35,9 @@ export function connectViaProxy(proxy: { host: string; port: number }, target: s
         reject(Object.assign(new Error(`upstream proxy refused CONNECT ${target} with ${status ?? 'a malformed response'}`), { code: 'EUPSTREAMPROXY' }));
         return;
       }
+      // Paused, so bytes after the head (put back for the caller) and any that follow wait for the
+      // caller's reader; a flowing socket without a 'data' listener would drop them.
+      socket.pause();
       const rest = buffered.subarray(end + 4);
       if (rest.length > 0) socket.unshift(rest);
       resolve(socket);

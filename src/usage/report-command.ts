@@ -111,7 +111,12 @@ export async function runReport(config: Config, version: string, args: ReportCom
   if (args.out === undefined || args.out === '-') {
     io.out(rendered.body.replace(/\n$/, ''));
   } else {
-    writeAtomically(args.out, rendered.body);
+    try {
+      writeAtomically(args.out, rendered.body);
+    } catch (e) {
+      io.err(`mde-partner-proxy: report: cannot write ${args.out}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      return 1;
+    }
     io.err(`wrote ${args.out} (${Buffer.byteLength(rendered.body)} bytes). ${headline}`);
   }
   return 0;

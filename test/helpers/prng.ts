@@ -10,15 +10,15 @@ export interface Prng {
   /** The seed this generator started from. */
   readonly seed: number;
   /** A float in [0, 1). */
-  next(): number;
+  readonly next: () => number;
   /** An integer in [0, n). */
-  int(n: number): number;
+  readonly int: (n: number) => number;
   /** One element of a non-empty list. */
-  pick<T>(xs: readonly T[]): T;
+  readonly pick: <T>(xs: readonly T[]) => T;
   /** n pseudo-random bytes. */
-  bytes(n: number): Buffer;
+  readonly bytes: (n: number) => Buffer;
   /** n pseudo-random bytes as lowercase hex (2n characters). */
-  hex(n: number): string;
+  readonly hex: (n: number) => string;
 }
 
 /** The seed from TEST_SEED (decimal or 0x hex), else DEFAULT_SEED. */

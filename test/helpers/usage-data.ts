@@ -11,22 +11,14 @@ import {
   type UsageCount,
   type UsageRow,
 } from '../../src/usage/store.js';
+import { createPrng } from './prng.js';
 
 /** Midnight UTC of the first day of the test traffic. */
 export const DAY0 = Date.UTC(2026, 10, 28);
 
-/** A deterministic pseudo-random sequence (LCG), so a failure is reproducible. */
-export function random(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
-
 /** Count rows over 3 days × 4 hours × 2 products × 3 tenants × 2 apps × 3 APIs × 4 actions × 2 clients (a random 30% of them). */
 export function trafficCounts(seed = 1): UsageCount[] {
-  const rnd = random(seed);
+  const rnd = createPrng(seed).next;
   const out: UsageCount[] = [];
   for (let d = 0; d < 3; d++)
     for (const h of [0, 5, 13, 23])

@@ -1,5 +1,5 @@
 // GET /report on a real admin listener: request errors, a store that is off, and the headers of
-// each format. The figures themselves are checked end to end by report-browser and report-prometheus.
+// each format. The figures themselves are checked end to end by report-browser and usage/prometheus.
 import { Registry } from 'prom-client';
 import { request } from 'undici';
 import { createAdminServer, type AdminServer } from '../../src/admin.js';

@@ -1,7 +1,6 @@
 // Attribution: tenant and application from a bearer token's payload, the product its application
-// binds (policy.productForApp), and the bounded cache (attribution-cache.ts).
+// binds (policy.productForApp). The cache in front of it: attribution-cache.test.ts.
 import { APP_NAME_MAX, attributeAuthorization, attributeToken, bearerToken, cleanAppName, guidOrUnknown } from '../../src/attribution.js';
-import { createAttributionCache } from '../../src/attribution-cache.js';
 import { buildConfig } from '../../src/config.js';
 import { productForApp } from '../../src/policy.js';
 import { makeToken } from '../helpers/tokens.js';
@@ -80,49 +79,5 @@ describe('productForApp', () => {
 
   it.each([[APP, 'cognito'], [AZP, 'sync'], ['unknown', undefined], ['99999999-2222-4333-8444-555555555555', undefined]])('%s → %s', (app, id) => {
     expect(productForApp(config.policy, app)?.id).toBe(id);
-  });
-});
-
-describe('createAttributionCache', () => {
-  it('answers a repeated token from the cache and never holds the token', () => {
-    const cache = createAttributionCache(10);
-    const token = makeToken({ tid: TID, appid: APP });
-    const first = cache.attribute(`Bearer ${token}`);
-    const second = cache.attribute(`Bearer ${token}`);
-    expect(second).toBe(first); // the same object: a cache hit
-    expect(first).toEqual({ tenant: TID, app: APP, appName: '' });
-    expect(cache.size).toBe(1);
-  });
-
-  it('is bounded: beyond max the oldest entry goes', () => {
-    const cache = createAttributionCache(3);
-    const tokens = Array.from({ length: 5 }, () => makeToken({ tid: TID }));
-    for (const t of tokens) cache.attribute(`Bearer ${t}`);
-    expect(cache.size).toBe(3);
-    const again = cache.attribute(`Bearer ${tokens[4]}`);
-    expect(again).toEqual({ tenant: TID, app: 'unknown', appName: '' });
-  });
-
-  it('remembers the last token per connection and follows a change of token on it', () => {
-    const cache = createAttributionCache(10);
-    const a = makeToken({ tid: TID, appid: APP });
-    const b = makeToken({ tid: TID, appid: AZP });
-    const conn = {};
-    const first = cache.attribute(`Bearer ${a}`, conn);
-    // A different string of the same content: the connection's memo compares values, not identity.
-    expect(cache.attribute(`Bearer ${a.slice(0)}`, conn)).toBe(first);
-    expect(cache.attribute(`Bearer ${b}`, conn)).toEqual({ tenant: TID, app: AZP, appName: '' });
-    expect(cache.attribute(undefined, conn)).toEqual({ tenant: 'unknown', app: 'unknown', appName: '' });
-    expect(cache.attribute(`Bearer ${a}`, conn)).toBe(first);
-    // Another connection with the same token is served by the digest map: still one entry per token.
-    expect(cache.attribute(`Bearer ${a}`, {})).toBe(first);
-    expect(cache.size).toBe(2);
-  });
-
-  it('does not cache requests without a bearer token', () => {
-    const cache = createAttributionCache(3);
-    expect(cache.attribute(undefined)).toEqual({ tenant: 'unknown', app: 'unknown', appName: '' });
-    expect(cache.attribute('Basic abc')).toEqual({ tenant: 'unknown', app: 'unknown', appName: '' });
-    expect(cache.size).toBe(0);
   });
 });

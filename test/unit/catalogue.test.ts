@@ -12,6 +12,7 @@ import {
   type Cloud,
   type HostKind,
 } from '../../src/catalogue.js';
+import { createPrng } from '../helpers/prng.js';
 
 const commercial = createCatalogue(['commercial']);
 const gcc = createCatalogue(['gcc']);
@@ -359,18 +360,10 @@ describe('API_LABELS', () => {
     expect(API_LABELS).toContain('security');
   });
 
-  // A seeded generator so a failure reproduces.
-  function mulberry32(seed: number): () => number {
-    let a = seed;
-    return () => {
-      a = (a + 0x6d2b79f5) | 0;
-      let t = Math.imul(a ^ (a >>> 15), 1 | a);
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
-  const random = mulberry32(20240501);
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
+  // Seeded (test/helpers/prng.ts), so a failure reproduces.
+  const prng = createPrng(20240501);
+  const random = prng.next;
+  const pick = prng.pick;
   const ALPHABET = 'aAbBzZ09_-.~!$&\'()*+,;=:@%2F/?#\u00e9 ';
   const word = (): string => {
     if (random() < 0.4) return pick([...API_LABELS, ...API_LABELS.map((l) => l.replace('security.', '')), 'api', 'v1.0', 'beta', 'security', 'public', 'microsoft.graph.security.runHuntingQuery', '']);

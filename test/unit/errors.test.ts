@@ -1,10 +1,10 @@
 // toProxyError, the identity 407 and the JSON body as tables: every outbound fault becomes one stable code.
-import { ERRORS, ProxyError, errorBody, identityError, toProxyError, type ErrorCode } from '../../src/errors.js';
+import { ERRORS, ProxyError, UPSTREAM_ERROR_CODES, errorBody, identityError, toProxyError, type ErrorCode } from '../../src/errors.js';
 
 const fault = (code: string | undefined, message = 'boom'): Error => Object.assign(new Error(message), code === undefined ? {} : { code });
 
 describe('toProxyError', () => {
-  it.each<[string, string | undefined, ErrorCode, number]>([
+  const table: Array<[string, string | undefined, ErrorCode, number]> = [
     ['a refused connection', 'ECONNREFUSED', 'UpstreamUnreachable', 502],
     ['a destination the DNS guard refused', 'EDESTDENIED', 'DestinationDenied', 403],
     ['an upstream proxy that refused CONNECT', 'EUPSTREAMPROXY', 'UpstreamUnreachable', 502],
@@ -35,10 +35,15 @@ describe('toProxyError', () => {
     ['an unknown issuer', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UpstreamTlsError', 502],
     ['an unknown code', 'ESOMETHINGNEW', 'UpstreamUnreachable', 502],
     ['no code at all', undefined, 'UpstreamUnreachable', 502],
-  ])('maps %s (%s) to %s %d', (_what, code, expected, status) => {
+  ];
+  it.each(table)('maps %s (%s) to %s %d', (_what, code, expected, status) => {
     const e = toProxyError(fault(code), 'upstream api.security.microsoft.com:443');
     expect([e.code, e.status]).toEqual([expected, status]);
     expect(ERRORS[e.code].status).toBe(status);
+  });
+
+  it('gives only codes listed in UPSTREAM_ERROR_CODES, and the table reaches every one of them', () => {
+    expect([...new Set(table.map(([, , code]) => code))].sort()).toEqual([...UPSTREAM_ERROR_CODES].sort());
   });
 
   it.each([

@@ -3,6 +3,7 @@ import type { ExchangeEvent } from '../../src/events.js';
 import { METHOD_LABELS, REQUEST_ACTIONS, UPSTREAM_ERROR_CODES, createMetrics, statusLabel, type Metrics } from '../../src/metrics.js';
 import { promtoolLint } from '../helpers/prometheus.js';
 import { exchangeEvent, tunnelEvent } from '../helpers/events.js';
+import { createPrng } from '../helpers/prng.js';
 
 const P = 'mde_partner_proxy_';
 const API_LABELS = ['machines', 'alerts', 'security.alerts_v2', 'other'] as const;
@@ -205,16 +206,10 @@ describe('createMetrics', () => {
 
   it('adds no label values beyond the bounded sets under hundreds of random requests', async () => {
     const m = fresh();
-    let seed = 0x2545f491;
-    const rand = (): number => {
-      // xorshift32: deterministic, so a failure reproduces
-      seed ^= seed << 13;
-      seed ^= seed >>> 17;
-      seed ^= seed << 5;
-      return (seed >>> 0) / 0x1_0000_0000;
-    };
+    const prng = createPrng(0x2545f491); // seeded, so a failure reproduces
+    const rand = prng.next;
+    const pick = prng.pick;
     const junk = (): string => Math.floor(rand() * 1e12).toString(36) + '/' + Math.floor(rand() * 1e9).toString(36);
-    const pick = <T>(list: readonly T[]): T => list[Math.floor(rand() * list.length)] as T;
     const methods = [...METHOD_LABELS, 'get', 'PROPFIND', 'CONNECT', 'M-SEARCH'];
     const statuses = [0, 200, 201, 204, 301, 400, 401, 403, 404, 429, 500, 502, 503, 504, 700, -3, 12];
     for (let i = 0; i < 600; i++) {

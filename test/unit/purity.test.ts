@@ -1,7 +1,7 @@
 // The pure modules import no I/O: they stay table-testable and safe to call on the hot path.
 import { readFileSync } from 'node:fs';
 
-const PURE = ['catalogue', 'user-agent', 'policy', 'headers', 'target', 'explain', 'address', 'banner', 'attribution', 'usage/callers', 'usage/limits', 'usage/report', 'usage/html'];
+const PURE = ['catalogue', 'user-agent', 'policy', 'headers', 'target', 'explain', 'address', 'banner', 'attribution', 'usage/callers', 'usage/limits', 'usage/lru', 'usage/report', 'usage/html', 'usage/sql', 'usage/store'];
 const IO = /from ['"](node:)?(net|http|https|http2|tls|fs|fs\/promises|dns|child_process|dgram)['"]/;
 
 it.each(PURE)('src/%s.ts imports no net, http, tls, fs or dns', (name) => {

@@ -3,7 +3,6 @@
 import {
   DEFAULT_LIMITS, addCall, advanceWindow, applyLimitOverrides, createWindow, limitGroup, utilisation, windowCounts, windowsToWarn,
 } from '../../../src/usage/limits.js';
-import { createLru } from '../../../src/usage/lru.js';
 import { apiLabel } from '../../../src/catalogue.js';
 
 const T0 = Date.UTC(2026, 11, 2, 10, 0, 0);
@@ -101,40 +100,3 @@ describe('utilisation', () => {
   });
 });
 
-describe('LRU', () => {
-  it('evicts the least recently used entry beyond max', () => {
-    const lru = createLru<string, number>(3);
-    lru.set('a', 1);
-    lru.set('b', 2);
-    lru.set('c', 3);
-    lru.get('a'); // a is now the most recent
-    expect(lru.set('d', 4)).toEqual(['b', 2]);
-    expect([...lru.entries()].map(([k]) => k)).toEqual(['c', 'a', 'd']);
-    expect(lru.size).toBe(3);
-    expect(lru.peek('c')).toBe(3);
-    expect(lru.set('e', 5)).toEqual(['c', 3]); // peek did not refresh c
-  });
-
-  it('never evicts an entry used within the last max/2 operations', () => {
-    const lru = createLru<number, number>(100);
-    for (let i = 0; i < 100; i++) lru.set(i, i);
-    for (let i = 100; i < 10_000; i++) {
-      expect(lru.get(0)).toBe(0); // a hot entry, used between every insertion
-      lru.set(i, i);
-    }
-    expect(lru.peek(0)).toBe(0);
-    expect(lru.size).toBe(100);
-    expect(lru.peek(9_950)).toBe(9_950);
-    expect(lru.peek(9_000)).toBeUndefined();
-  });
-
-  it('stays at max with 100,000 distinct keys', () => {
-    const lru = createLru<number, number>(1000);
-    let evicted = 0;
-    for (let i = 0; i < 100_000; i++) if (lru.set(i, i) !== undefined) evicted++;
-    expect(lru.size).toBe(1000);
-    expect(evicted).toBe(99_000);
-    expect(lru.peek(99_999)).toBe(99_999);
-    expect(lru.peek(0)).toBeUndefined();
-  });
-});

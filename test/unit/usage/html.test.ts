@@ -1,8 +1,8 @@
 // The report page from literal rows: escaping of caller-supplied values, self-containment, the
 // document outline, and the data- attributes the browser test reads.
-import { escapeHtml, niceMax, renderHtml } from '../../src/usage/html.js';
-import { buildReport, type ReportFacts, type ReportRows } from '../../src/usage/report.js';
-import type { UsageRow } from '../../src/usage/store.js';
+import { escapeHtml, niceMax, renderHtml } from '../../../src/usage/html.js';
+import { buildReport, type ReportFacts, type ReportRows } from '../../../src/usage/report.js';
+import type { UsageRow } from '../../../src/usage/store.js';
 
 const DAY = 86_400_000;
 const NOV1 = Date.UTC(2026, 10, 1);

@@ -1,6 +1,6 @@
 // The report model from literal rows: the headline's definition, the sums, the joins and the CSV.
-import { buildReport, complianceOf, dayKey, daysOf, headlineOf, reportCsv, shareText, type ReportFacts, type ReportRows } from '../../src/usage/report.js';
-import type { LimitRow, UsageRow } from '../../src/usage/store.js';
+import { buildReport, complianceOf, dayKey, daysOf, headlineOf, reportCsv, shareText, type ReportFacts, type ReportRows } from '../../../src/usage/report.js';
+import type { LimitRow, UsageRow } from '../../../src/usage/store.js';
 
 const DAY = 86_400_000;
 const NOV1 = Date.UTC(2026, 10, 1);

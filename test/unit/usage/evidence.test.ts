@@ -1,8 +1,8 @@
 // The report's request parsing, static facts and the Prometheus arithmetic, table-driven.
-import { createCatalogue } from '../../src/catalogue.js';
-import { caFacts, enforcedHosts, parseFormat, parseInstant, parseRange, ReportInputError } from '../../src/usage/evidence.js';
-import { displayUrl, seriesIncrease, stepFor } from '../../src/usage/prometheus.js';
-import { testPki } from '../helpers/pki.js';
+import { createCatalogue } from '../../../src/catalogue.js';
+import { caFacts, enforcedHosts, parseFormat, parseInstant, parseRange, ReportInputError } from '../../../src/usage/evidence.js';
+import { displayUrl, seriesIncrease, stepFor } from '../../../src/usage/prometheus.js';
+import { testPki } from '../../helpers/pki.js';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 11, 2, 13, 30);

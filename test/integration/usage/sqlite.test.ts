@@ -1,33 +1,51 @@
-// Store-level faults, each with the real cause: a read-only file system, a full one (a small tmpfs,
-// really full), a lock held by another connection, a corrupt file, and a PostgreSQL server that is
-// down at start, killed mid-run and started again. Each time the store's promises reject with a
-// named UsageStoreError (nothing throws synchronously, the process lives on) and the same store
-// object works again once the cause is gone.
+// The SQLite usage store on real files: the shared store suite (test/helpers/store-suite.ts), then
+// its faults, each with the real cause: a read-only file system, a full one (a small tmpfs, really
+// full), a lock held by another connection, a corrupt file, and close(). Each time the promises
+// reject with a named UsageStoreError (nothing throws synchronously, the process lives on) and the
+// same store object works again once the cause is gone.
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, mkdtempSync, openSync, writeSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { createPostgresStore } from '../../src/usage/postgres.js';
-import { createSqliteStore } from '../../src/usage/sqlite.js';
-import { DAY_MS, type StoreLog, type UsageBatch, type UsageStore } from '../../src/usage/store.js';
-import { startPostgres, type Postgres } from '../helpers/postgres.js';
-import { mountTmpfs, type Tmpfs } from '../helpers/tmpfs.js';
-import { DAY0, random, trafficCounts } from '../helpers/usage-data.js';
+import { createSqliteStore } from '../../../src/usage/sqlite.js';
+import type { StoreLog, UsageBatch, UsageStore } from '../../../src/usage/store.js';
+import { createPrng } from '../../helpers/prng.js';
+import { RANGE, batchOf, callsIn, memoryLog, totalCalls, usageStoreSuite, type Backend } from '../../helpers/store-suite.js';
+import { mountTmpfs, type Tmpfs } from '../../helpers/tmpfs.js';
+import { trafficCounts } from '../../helpers/usage-data.js';
 
-const RANGE = { from: DAY0 - DAY_MS, to: DAY0 + 10 * DAY_MS };
-const batchOf = (seed: number, n = 50): UsageBatch => ({ counts: trafficCounts(seed).slice(0, n), callers: [], peaks: [] });
-const callsIn = (b: UsageBatch): number => b.counts.reduce((n, c) => n + c.calls, 0);
+const suiteDirs: string[] = [];
+const sqlite: Backend = {
+  name: 'sqlite',
+  setup: () => undefined,
+  teardown: () => {
+    for (const d of suiteDirs.splice(0)) rmSync(d, { recursive: true, force: true });
+  },
+  fresh: () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mpp-usage-'));
+    suiteDirs.push(dir);
+    return join(dir, 'usage.db');
+  },
+  store: (path) => createSqliteStore({ path }),
+  raw: (path, sql) => {
+    const db = new Database(path, { readonly: true });
+    try {
+      return db.prepare(sql).all() as Record<string, unknown>[];
+    } finally {
+      db.close();
+    }
+  },
+  exec: (path, sql) => {
+    const db = new Database(path);
+    try {
+      db.exec(sql);
+    } finally {
+      db.close();
+    }
+  },
+};
 
-async function totalCalls(store: UsageStore): Promise<number> {
-  const page = await store.usage({ ...RANGE, by: ['product'], limit: 100 });
-  return page.rows.reduce((n, r) => n + r.calls, 0);
-}
-
-/** A log that keeps what it is told. */
-function memoryLog(): StoreLog & { lines: { fields: Record<string, unknown>; message: string }[] } {
-  const lines: { fields: Record<string, unknown>; message: string }[] = [];
-  return { lines, warn: (fields, message) => lines.push({ fields, message }) };
-}
+describe('the shared usage store suite', () => usageStoreSuite(sqlite));
 
 describe('SQLite store faults', () => {
   const stores: UsageStore[] = [];
@@ -154,9 +172,8 @@ describe('SQLite store faults', () => {
     cp.close();
     // Keep the 100-byte header and page 1 (the schema); overwrite every later page with garbage.
     const size = statSync(path).size;
-    const rnd = random(99);
     const fd = openSync(path, 'r+');
-    writeSync(fd, Buffer.from(Array.from({ length: size - 4096 }, () => Math.floor(rnd() * 256))), 0, size - 4096, 4096);
+    writeSync(fd, createPrng(99).bytes(size - 4096), 0, size - 4096, 4096);
     closeSync(fd);
     const outcomes: string[] = [];
     for (let i = 0; i < 3; i++) {
@@ -184,46 +201,4 @@ describe('SQLite store faults', () => {
     await expect(s.usage({ ...RANGE, by: ['day'], limit: 1 })).rejects.toMatchObject({ code: 'StoreClosed' });
     expect(existsSync(join(dirs[0]!, 'usage.db'))).toBe(true);
   });
-});
-
-describe('PostgreSQL store faults', () => {
-  let server: Postgres;
-  const stores: UsageStore[] = [];
-  beforeAll(async () => {
-    server = await startPostgres();
-  }, 60_000);
-  afterEach(async () => {
-    for (const s of stores.splice(0)) await s.close();
-  });
-  afterAll(() => server.stop());
-
-  it('rejects open() and write() with StoreUnavailable while the server is down at start, then writes once it is up', async () => {
-    const url = await server.createDatabase();
-    await server.kill();
-    const s = createPostgresStore({ url, timeoutMs: 2000 });
-    stores.push(s);
-    await expect(s.open()).rejects.toMatchObject({ name: 'UsageStoreError', code: 'StoreUnavailable' });
-    await expect(s.write(batchOf(10))).rejects.toMatchObject({ code: 'StoreUnavailable' });
-    await server.restart();
-    await s.write(batchOf(10));
-    expect(await totalCalls(s)).toBe(callsIn(batchOf(10)));
-  }, 60_000);
-
-  it('rejects writes while the server is killed mid-run and writes again after it restarts, with the same store object', async () => {
-    const url = await server.createDatabase();
-    const log = memoryLog();
-    const s = createPostgresStore({ url, timeoutMs: 2000, log });
-    stores.push(s);
-    const before = batchOf(11);
-    await s.write(before);
-    await server.kill();
-    const lost = batchOf(12);
-    await expect(s.write(lost)).rejects.toMatchObject({ name: 'UsageStoreError', code: 'StoreUnavailable' });
-    await expect(s.usage({ ...RANGE, by: ['day'], limit: 10 })).rejects.toMatchObject({ code: 'StoreUnavailable' });
-    await server.restart();
-    const after = batchOf(13);
-    await s.write(after);
-    // The batch written while the server was gone is not there; the others are, exactly.
-    expect(await totalCalls(s)).toBe(callsIn(before) + callsIn(after));
-  }, 60_000);
 });

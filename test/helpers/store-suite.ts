@@ -1,15 +1,11 @@
-// One suite for both usage store backends: a real SQLite file and a real PostgreSQL server (started
-// from Debian's postgresql package by test/helpers/postgres.ts). Exact sums by every `by` key, the
-// day and hour tables, limit peaks, the callers bound, truncation, pruning, migrations from two
-// objects and from a second process, and concurrent writers on one database.
+// The usage store suite every backend passes (test/integration/usage/sqlite.test.ts and
+// postgres.test.ts run it against a real SQLite file and a real PostgreSQL server): exact sums by
+// every `by` key, the day and hour tables, limit peaks, the callers bound, truncation, pruning,
+// migrations from two objects and from a second process, and concurrent writers on one database.
+// Also the small helpers the backends' fault tests share.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
-import { createPostgresStore } from '../../src/usage/postgres.js';
-import { createSqliteStore } from '../../src/usage/sqlite.js';
 import {
   CALLERS_PER_PRODUCT,
   DAY_MS,
@@ -18,20 +14,20 @@ import {
   USAGE_BY,
   type CallerCount,
   type LimitPeak,
+  type StoreLog,
   type UsageBatch,
   type UsageBy,
   type UsageStore,
 } from '../../src/usage/store.js';
-import { cleanEnv } from '../helpers/child.js';
-import { startPostgres, type Postgres } from '../helpers/postgres.js';
-import { DAY0, expectedUsage, inBatches, sorted, trafficCounts } from '../helpers/usage-data.js';
+import { cleanEnv } from './child.js';
+import { DAY0, expectedUsage, inBatches, sorted, trafficCounts } from './usage-data.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const EMPTY: UsageBatch = { counts: [], callers: [], peaks: [] };
 const ALL_TIME = { from: DAY0 - 30 * DAY_MS, to: DAY0 + 30 * DAY_MS };
 
 /** One backend under test: fresh databases, a second store on the same one, raw SQL for checks. */
-interface Backend {
+export interface Backend {
   readonly name: 'sqlite' | 'postgres';
   setup(): void | Promise<void>;
   teardown(): void | Promise<void>;
@@ -39,44 +35,9 @@ interface Backend {
   fresh(): string | Promise<string>;
   store(target: string): UsageStore;
   raw(target: string, sql: string): Record<string, unknown>[] | Promise<Record<string, unknown>[]>;
+  /** Runs one statement that changes the database. */
+  exec(target: string, sql: string): void | Promise<void>;
 }
-
-const dirs: string[] = [];
-const sqlite: Backend = {
-  name: 'sqlite',
-  setup: () => undefined,
-  teardown: () => {
-    for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-  },
-  fresh: () => {
-    const dir = mkdtempSync(join(tmpdir(), 'mpp-usage-'));
-    dirs.push(dir);
-    return join(dir, 'usage.db');
-  },
-  store: (path) => createSqliteStore({ path }),
-  raw: (path, sql) => {
-    const db = new Database(path, { readonly: true });
-    try {
-      return db.prepare(sql).all() as Record<string, unknown>[];
-    } finally {
-      db.close();
-    }
-  },
-};
-
-let server: Postgres | undefined;
-const postgres: Backend = {
-  name: 'postgres',
-  setup: async () => {
-    server = await startPostgres();
-  },
-  teardown: async () => {
-    await server?.stop();
-  },
-  fresh: () => server!.createDatabase(),
-  store: (url) => createPostgresStore({ url }),
-  raw: (url, sql) => server!.query(new URL(url).pathname.slice(1), sql),
-};
 
 /** Runs test/helpers/store-child.ts in a second node process; resolves with its stdout. */
 function childProcess(kind: string, target: string, batch?: UsageBatch): Promise<string> {
@@ -124,7 +85,8 @@ const caller = (p: Partial<CallerCount>): CallerCount => ({
   ...p,
 });
 
-describe.each([sqlite, postgres])('usage store on $name', (backend) => {
+/** Registers the shared suite for one backend (inside the caller's describe). */
+export function usageStoreSuite(backend: Backend): void {
   const open: UsageStore[] = [];
   const make = (target: string): UsageStore => {
     const s = backend.store(target);
@@ -158,11 +120,7 @@ describe.each([sqlite, postgres])('usage store on $name', (backend) => {
       const a = make(target);
       await a.open();
       await a.close();
-      const newer = backend.name === 'sqlite' ? new Database(target) : undefined;
-      if (newer) {
-        newer.prepare('INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)').run();
-        newer.close();
-      } else await backend.raw(target, 'INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)');
+      await backend.exec(target, 'INSERT INTO schema_migrations (version, applied_at) VALUES (99, 0)');
       const b = make(target);
       await expect(b.open()).rejects.toMatchObject({ name: 'UsageStoreError', code: 'StoreSchemaTooNew' });
       await expect(b.write({ ...EMPTY, counts: trafficCounts().slice(0, 1) })).rejects.toMatchObject({ code: 'StoreSchemaTooNew' });
@@ -415,4 +373,21 @@ describe.each([sqlite, postgres])('usage store on $name', (backend) => {
       expect(Number(stored[0]!.calls)).toBe(written.reduce((n, c) => n + c.calls, 0));
     });
   });
-});
+}
+
+// ---- shared by the backends' fault tests ------------------------------------------------------
+
+export const RANGE = { from: DAY0 - DAY_MS, to: DAY0 + 10 * DAY_MS };
+export const batchOf = (seed: number, n = 50): UsageBatch => ({ counts: trafficCounts(seed).slice(0, n), callers: [], peaks: [] });
+export const callsIn = (b: UsageBatch): number => b.counts.reduce((n, c) => n + c.calls, 0);
+
+export async function totalCalls(store: UsageStore): Promise<number> {
+  const page = await store.usage({ ...RANGE, by: ['product'], limit: 100 });
+  return page.rows.reduce((n, r) => n + r.calls, 0);
+}
+
+/** A log that keeps what it is told. */
+export function memoryLog(): StoreLog & { lines: { fields: Record<string, unknown>; message: string }[] } {
+  const lines: { fields: Record<string, unknown>; message: string }[] = [];
+  return { lines, warn: (fields, message) => lines.push({ fields, message }) };
+}

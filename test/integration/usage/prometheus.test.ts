@@ -1,14 +1,15 @@
-// The fleet report: a real Prometheus (Debian's package, its own temp dir and port, 1 s scrapes)
-// scrapes two running proxies (the bundled CLI as child processes) that carried known traffic;
-// `report --prometheus` must give the sum of the two proxies' own figures for the same traffic.
+// src/usage/prometheus.ts through `report --prometheus`, the fleet report: a real Prometheus
+// (Debian's package, its own temp dir and port, 1 s scrapes) scrapes two running proxies (the
+// bundled CLI as child processes) that carried known traffic; `report --prometheus` must give the
+// sum of the two proxies' own figures for the same traffic.
 import { request } from 'undici';
-import { viaProxy } from '../helpers/client.js';
-import { buildCli, runCli, startCliProxy, writeTestConfig, type CliProxy } from '../helpers/cli-proxy.js';
-import { startOrigin, type Origin } from '../helpers/origin.js';
-import { testPki } from '../helpers/pki.js';
-import { freePort, startPrometheus, type RunningPrometheus } from '../helpers/prometheus.js';
-import type { ReportModel } from '../../src/usage/report.js';
-import { parseScrape, sumOf } from '../helpers/scrape.js';
+import { viaProxy } from '../../helpers/client.js';
+import { buildCli, runCli, startCliProxy, writeTestConfig, type CliProxy } from '../../helpers/cli-proxy.js';
+import { startOrigin, type Origin } from '../../helpers/origin.js';
+import { testPki } from '../../helpers/pki.js';
+import { freePort, startPrometheus, type RunningPrometheus } from '../../helpers/prometheus.js';
+import type { ReportModel } from '../../../src/usage/report.js';
+import { parseScrape, sumOf } from '../../helpers/scrape.js';
 
 const UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
 const DEADLINE_MS = 30_000;
