@@ -5,6 +5,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cleanEnv } from './child.js';
+import { startOrigin, type Origin } from './origin.js';
+import { testPki } from './pki.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = join(ROOT, 'dist', 'cli.js');
@@ -127,4 +129,11 @@ export async function runBounded<T>(n: number, concurrency: number, task: (i: nu
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, n) }, worker));
   return results;
+}
+
+/** Builds dist/ and starts the TLS echo origin for writeConfig's Microsoft hosts: the set-up of the tests that run the CLI. */
+export async function startCliOrigin(): Promise<{ origin: Origin; msRootFile: string }> {
+  buildCli();
+  const pki = await testPki();
+  return { origin: await startOrigin(pki.msIssuer), msRootFile: pki.msRootFile };
 }

@@ -7,6 +7,7 @@ import { createProxy, type ProxyServer } from '../../src/server.js';
 import type { ProxyObserver } from '../../src/events.js';
 import { createRecorder, type Recorder } from './recorder.js';
 import { testPki } from './pki.js';
+import { startOrigin, type Origin } from './origin.js';
 
 /** Hosts the tests reach; each maps to the echo origin. */
 export const TEST_HOSTS = [
@@ -65,5 +66,36 @@ export async function startProxy(originPort: number, doc: Record<string, unknown
     proxy,
     config,
     close: () => proxy.close(),
+  };
+}
+
+export interface OriginsAndProxy {
+  /** The TLS echo origin every Microsoft host on :443 resolves to. */
+  readonly tlsOrigin: Origin;
+  /** A plain-HTTP echo origin, api.security.microsoft.com:80's. */
+  readonly plainOrigin: Origin;
+  readonly proxy: TestProxy;
+  close(): Promise<void>;
+}
+
+/**
+ * The set-up of the request-path tests: both echo origins and a proxy with a reverse route to
+ * api.security.microsoft.com; doc's keys are added to the config, extraResolve maps more hosts.
+ */
+export async function startWithOrigins(doc: Record<string, unknown> = {},
+  extraResolve: (ports: { tls: number; plain: number }) => Record<string, string> = () => ({})): Promise<OriginsAndProxy> {
+  const tlsOrigin = await startOrigin((await testPki()).msIssuer);
+  const plainOrigin = await startOrigin();
+  const proxy = await startProxy(tlsOrigin.port, {
+    reverse: [{ listen: '127.0.0.1:0', upstream: 'https://api.security.microsoft.com', product: 'cognito' }],
+    ...doc,
+  }, { extraResolve: { 'api.security.microsoft.com:80': `127.0.0.1:${plainOrigin.port}`, ...extraResolve({ tls: tlsOrigin.port, plain: plainOrigin.port }) } });
+  return {
+    tlsOrigin, plainOrigin, proxy,
+    async close() {
+      await proxy.close();
+      await tlsOrigin.close();
+      await plainOrigin.close();
+    },
   };
 }

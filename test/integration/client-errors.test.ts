@@ -2,27 +2,20 @@
 // answered first, whatever follows is refused by closing, and nothing is ever written into a body.
 import { connect, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { startOrigin, type Origin, type Received } from '../helpers/origin.js';
-import { startProxy, type TestProxy } from '../helpers/proxy.js';
-import { testPki } from '../helpers/pki.js';
+import type { Origin, Received } from '../helpers/origin.js';
+import { startWithOrigins, type OriginsAndProxy, type TestProxy } from '../helpers/proxy.js';
 import { jsonBodyOf, openTunnel, rawExchange, requestOver, statusOf, tlsOver } from '../helpers/raw.js';
 
 let tlsOrigin: Origin;
 let plainOrigin: Origin;
 let proxy: TestProxy;
 
+let setup: OriginsAndProxy;
+
 beforeAll(async () => {
-  tlsOrigin = await startOrigin((await testPki()).msIssuer);
-  plainOrigin = await startOrigin();
-  proxy = await startProxy(tlsOrigin.port, {
-    reverse: [{ listen: '127.0.0.1:0', upstream: 'https://api.security.microsoft.com', product: 'cognito' }],
-  }, { extraResolve: { 'api.security.microsoft.com:80': `127.0.0.1:${plainOrigin.port}` } });
+  ({ tlsOrigin, plainOrigin, proxy } = setup = await startWithOrigins());
 });
-afterAll(async () => {
-  await proxy.close();
-  await tlsOrigin.close();
-  await plainOrigin.close();
-});
+afterAll(() => setup.close());
 
 type Path = 'forward' | 'intercept' | 'reverse' | 'plain-tunnel';
 const PATHS: Path[] = ['forward', 'intercept', 'reverse', 'plain-tunnel'];

@@ -1,30 +1,22 @@
 // Plain absolute-form http:// forwarding and reverse routes: the same request path as interception.
 import { request } from 'undici';
 import { ProxyAgent } from 'undici';
-import { startOrigin, headerValues, type Origin, type Received } from '../helpers/origin.js';
-import { startProxy, type TestProxy } from '../helpers/proxy.js';
-import { testPki } from '../helpers/pki.js';
+import { headerValues, type Origin, type Received } from '../helpers/origin.js';
+import { startWithOrigins, type OriginsAndProxy, type TestProxy } from '../helpers/proxy.js';
 import { rawExchange, statusOf } from '../helpers/raw.js';
 import { run } from '../helpers/child.js';
 import { basicAuth } from '../helpers/auth.js';
 
 const PARTNER_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
-let tlsOrigin: Origin;
 let plainOrigin: Origin;
 let proxy: TestProxy;
 
+let setup: OriginsAndProxy;
+
 beforeAll(async () => {
-  tlsOrigin = await startOrigin((await testPki()).msIssuer);
-  plainOrigin = await startOrigin();
-  proxy = await startProxy(tlsOrigin.port, {
-    reverse: [{ listen: '127.0.0.1:0', upstream: 'https://api.security.microsoft.com', product: 'cognito' }],
-  }, { extraResolve: { 'api.security.microsoft.com:80': `127.0.0.1:${plainOrigin.port}`, 'www.example.org:80': `127.0.0.1:${plainOrigin.port}` } });
+  ({ plainOrigin, proxy } = setup = await startWithOrigins({}, ({ plain }) => ({ 'www.example.org:80': `127.0.0.1:${plain}` })));
 });
-afterAll(async () => {
-  await proxy.close();
-  await tlsOrigin.close();
-  await plainOrigin.close();
-});
+afterAll(() => setup.close());
 
 describe('plain absolute-form forwarding', () => {
   it('rewrites the User-Agent of a plain http:// request to a catalogue host (curl -x)', async () => {

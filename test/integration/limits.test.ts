@@ -1,27 +1,19 @@
 // Request-head limits on every path: the forward listener, intercepted tunnels and reverse routes.
 // A head past a limit is refused with 431 and never reaches the origin, whole or cut.
-import { startOrigin, type Origin } from '../helpers/origin.js';
-import { startProxy, type TestProxy } from '../helpers/proxy.js';
-import { testPki } from '../helpers/pki.js';
+import type { Origin } from '../helpers/origin.js';
+import { startWithOrigins, type OriginsAndProxy, type TestProxy } from '../helpers/proxy.js';
 import { jsonBodyOf, openTunnel, rawExchange, requestOver, statusOf, tlsOver } from '../helpers/raw.js';
 
 let tlsOrigin: Origin;
 let plainOrigin: Origin;
 let proxy: TestProxy;
 
+let setup: OriginsAndProxy;
+
 beforeAll(async () => {
-  tlsOrigin = await startOrigin((await testPki()).msIssuer);
-  plainOrigin = await startOrigin();
-  proxy = await startProxy(tlsOrigin.port, {
-    reverse: [{ listen: '127.0.0.1:0', upstream: 'https://api.security.microsoft.com', product: 'cognito' }],
-    limits: { maxHeaderCount: 50, maxHeaderBytes: 8192 },
-  }, { extraResolve: { 'api.security.microsoft.com:80': `127.0.0.1:${plainOrigin.port}` } });
+  ({ tlsOrigin, plainOrigin, proxy } = setup = await startWithOrigins({ limits: { maxHeaderCount: 50, maxHeaderBytes: 8192 } }));
 });
-afterAll(async () => {
-  await proxy.close();
-  await tlsOrigin.close();
-  await plainOrigin.close();
-});
+afterAll(() => setup.close());
 
 type Path = 'forward' | 'intercept' | 'reverse' | 'plain-tunnel';
 

@@ -1,25 +1,18 @@
 // Protocol edges a load-and-fault run found: each gets a precise status and the JSON body.
-import { startOrigin, type Origin } from '../helpers/origin.js';
-import { startProxy, type TestProxy } from '../helpers/proxy.js';
-import { testPki } from '../helpers/pki.js';
+import type { Origin } from '../helpers/origin.js';
+import { startProxy, startWithOrigins, type OriginsAndProxy, type TestProxy } from '../helpers/proxy.js';
 import { jsonBodyOf, openTunnel, rawExchange, requestOver, statusOf, tlsOver } from '../helpers/raw.js';
 
 let tlsOrigin: Origin;
 let plainOrigin: Origin;
 let proxy: TestProxy;
 
+let setup: OriginsAndProxy;
+
 beforeAll(async () => {
-  tlsOrigin = await startOrigin((await testPki()).msIssuer);
-  plainOrigin = await startOrigin();
-  proxy = await startProxy(tlsOrigin.port, {
-    reverse: [{ listen: '127.0.0.1:0', upstream: 'https://api.security.microsoft.com', product: 'cognito' }],
-  }, { extraResolve: { 'api.security.microsoft.com:80': `127.0.0.1:${plainOrigin.port}`, 'api.partner.test:443': `127.0.0.1:${tlsOrigin.port}` } });
+  ({ tlsOrigin, plainOrigin, proxy } = setup = await startWithOrigins({}, ({ tls }) => ({ 'api.partner.test:443': `127.0.0.1:${tls}` })));
 });
-afterAll(async () => {
-  await proxy.close();
-  await tlsOrigin.close();
-  await plainOrigin.close();
-});
+afterAll(() => setup.close());
 
 const received = (): number => tlsOrigin.received.length + plainOrigin.received.length;
 

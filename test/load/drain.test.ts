@@ -5,18 +5,14 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProxyAgent, request } from 'undici';
-import { buildCli, sleep, startCli, until, writeConfig } from '../helpers/cli-process.js';
-import { startOrigin, type Origin } from '../helpers/origin.js';
-import { testPki } from '../helpers/pki.js';
+import { startCliOrigin, sleep, startCli, until, writeConfig } from '../helpers/cli-process.js';
+import type { Origin } from '../helpers/origin.js';
 
 let origin: Origin;
 let msRootFile: string;
 
 beforeAll(async () => {
-  buildCli();
-  const pki = await testPki();
-  msRootFile = pki.msRootFile;
-  origin = await startOrigin(pki.msIssuer);
+  ({ origin, msRootFile } = await startCliOrigin());
 }, 60_000);
 afterAll(async () => {
   await origin?.close();

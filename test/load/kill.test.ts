@@ -6,18 +6,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProxyAgent, request } from 'undici';
 import { cleanEnv } from '../helpers/child.js';
-import { CLI, buildCli, sleep, startCli, writeConfig } from '../helpers/cli-process.js';
-import { startOrigin, type Origin } from '../helpers/origin.js';
-import { testPki } from '../helpers/pki.js';
+import { CLI, startCliOrigin, sleep, startCli, writeConfig } from '../helpers/cli-process.js';
+import type { Origin } from '../helpers/origin.js';
 
 let origin: Origin;
 let msRootFile: string;
 
 beforeAll(async () => {
-  buildCli();
-  const pki = await testPki();
-  msRootFile = pki.msRootFile;
-  origin = await startOrigin(pki.msIssuer);
+  ({ origin, msRootFile } = await startCliOrigin());
 }, 60_000);
 afterAll(async () => {
   await origin?.close();

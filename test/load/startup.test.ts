@@ -4,18 +4,14 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildCli, startCli, until, writeConfig } from '../helpers/cli-process.js';
-import { startOrigin, type Origin } from '../helpers/origin.js';
-import { testPki } from '../helpers/pki.js';
+import { startCliOrigin, startCli, until, writeConfig } from '../helpers/cli-process.js';
+import type { Origin } from '../helpers/origin.js';
 
 let origin: Origin;
 let msRootFile: string;
 
 beforeAll(async () => {
-  buildCli();
-  const pki = await testPki();
-  msRootFile = pki.msRootFile;
-  origin = await startOrigin(pki.msIssuer);
+  ({ origin, msRootFile } = await startCliOrigin());
 }, 60_000);
 afterAll(async () => {
   await origin?.close();
