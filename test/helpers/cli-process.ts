@@ -131,9 +131,28 @@ export async function runBounded<T>(n: number, concurrency: number, task: (i: nu
   return results;
 }
 
-/** Builds dist/ and starts the TLS echo origin for writeConfig's Microsoft hosts: the set-up of the tests that run the CLI. */
-export async function startCliOrigin(): Promise<{ origin: Origin; msRootFile: string }> {
-  buildCli();
-  const pki = await testPki();
-  return { origin: await startOrigin(pki.msIssuer), msRootFile: pki.msRootFile };
+/**
+ * The set-up of the tests that run the CLI against the TLS echo origin (writeConfig's Microsoft
+ * hosts): registers beforeAll (build dist/, start the origin) and afterAll (close it); the fields
+ * are read inside tests.
+ */
+export function useCliOrigin(): { readonly origin: Origin; readonly msRootFile: string } {
+  const set: { origin?: Origin; msRootFile?: string } = {};
+  beforeAll(async () => {
+    buildCli();
+    const pki = await testPki();
+    set.msRootFile = pki.msRootFile;
+    set.origin = await startOrigin(pki.msIssuer);
+  }, 60_000);
+  afterAll(async () => {
+    await set.origin?.close();
+  });
+  return {
+    get origin() {
+      return set.origin!;
+    },
+    get msRootFile() {
+      return set.msRootFile!;
+    },
+  };
 }

@@ -6,18 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ProxyAgent, request } from 'undici';
 import { cleanEnv } from '../helpers/child.js';
-import { CLI, startCliOrigin, sleep, startCli, writeConfig } from '../helpers/cli-process.js';
-import type { Origin } from '../helpers/origin.js';
+import { CLI, useCliOrigin, sleep, startCli, writeConfig } from '../helpers/cli-process.js';
 
-let origin: Origin;
-let msRootFile: string;
-
-beforeAll(async () => {
-  ({ origin, msRootFile } = await startCliOrigin());
-}, 60_000);
-afterAll(async () => {
-  await origin?.close();
-});
+const env = useCliOrigin();
 
 /** Runs `ca init` and SIGKILLs it after delayMs (or lets it finish first); resolves when it is gone. */
 function caInitKilledAfter(stateDir: string, delayMs: number): Promise<void> {
@@ -44,7 +35,7 @@ it('starts after first starts SIGKILLed at 8 moments spread over the second half
     const left = existsSync(stateDir) ? readdirSync(stateDir) : [];
     if (left.length > 0 && !(left.includes('ca.pem') && left.includes('ca-key.pem') && left.length === 2)) killedMidway++;
     const dir = mkdtempSync(join(tmpdir(), 'mpp-kill-cfg-'));
-    const config = writeConfig(join(dir, 'config.yaml'), { originPort: origin.port, msRootFile });
+    const config = writeConfig(join(dir, 'config.yaml'), { originPort: env.origin.port, msRootFile: env.msRootFile });
     const p = await startCli(['--config', config, '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--admin', 'off']);
     try {
       expect(readdirSync(stateDir).filter((f) => f.endsWith('.tmp') || f.startsWith('ca.new.'))).toEqual([]);
@@ -60,7 +51,7 @@ it('starts after first starts SIGKILLed at 8 moments spread over the second half
 it('restarts with the same CA after SIGKILL under load, and serves', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mpp-kill-load-'));
   const stateDir = join(dir, 'state');
-  const config = writeConfig(join(dir, 'config.yaml'), { originPort: origin.port, msRootFile });
+  const config = writeConfig(join(dir, 'config.yaml'), { originPort: env.origin.port, msRootFile: env.msRootFile });
   const args = ['--config', config, '--state-dir', stateDir, '--listen', '127.0.0.1:0', '--admin', 'off'];
   const first = await startCli(args);
   const caPem = readFileSync(first.caFile, 'utf8');

@@ -4,22 +4,13 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCliOrigin, startCli, until, writeConfig } from '../helpers/cli-process.js';
-import type { Origin } from '../helpers/origin.js';
+import { useCliOrigin, startCli, until, writeConfig } from '../helpers/cli-process.js';
 
-let origin: Origin;
-let msRootFile: string;
-
-beforeAll(async () => {
-  ({ origin, msRootFile } = await startCliOrigin());
-}, 60_000);
-afterAll(async () => {
-  await origin?.close();
-});
+const env = useCliOrigin();
 
 async function banner(listen: string, extra = ''): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'mpp-startup-'));
-  const config = writeConfig(join(dir, 'config.yaml'), { originPort: origin.port, msRootFile, extra });
+  const config = writeConfig(join(dir, 'config.yaml'), { originPort: env.origin.port, msRootFile: env.msRootFile, extra });
   const p = await startCli(['--config', config, '--state-dir', join(dir, 'state'), '--listen', listen, '--admin', 'off']);
   try {
     return await until(() => (/listening on/.test(p.stderr()) ? p.stderr() : undefined), () => p.stderr());
