@@ -53,11 +53,18 @@ const wanted = (part) => ONLY === undefined || ONLY.has(part);
  * The Node flags the proxy runs with: those of dist/cli.js's shebang (`#!/usr/bin/env -S node …`,
  * what npm start, the bin and the container use), then BENCH_PROXY_FLAGS='--flag …' for trying one.
  */
-const proxyFlags = () => [
-  ...(/^#!\S*env -S node(.*)$/.exec(readFileSync(join(ROOT, 'dist', 'cli.js'), 'utf8').split('\n', 1)[0] ?? '')?.[1] ?? '').split(' '),
+const proxyFlags = (root = ROOT) => [
+  ...(/^#!\S*env -S node(.*)$/.exec(readFileSync(join(root, 'dist', 'cli.js'), 'utf8').split('\n', 1)[0] ?? '')?.[1] ?? '').split(' '),
   ...(process.env.BENCH_PROXY_FLAGS ?? '').split(' '),
 ].filter(Boolean);
-const WATCHDOG_MS = 9.5 * 60_000;
+/**
+ * BENCH_BASELINE=<dir>: another checkout of this project with dist/ built (for example
+ * `git worktree add --detach /tmp/base <commit> && cd /tmp/base && npm ci && npm run build`). Its
+ * proxy takes the same load in the same rounds as this one's, A to E, so a change is compared with
+ * its baseline on the same machine at the same moment; the order of the two turns every round.
+ */
+const BASELINE = process.env.BENCH_BASELINE ? process.env.BENCH_BASELINE.replace(/\/+$/, '') : undefined;
+const WATCHDOG_MS = (BASELINE ? 15 : 9.5) * 60_000;
 const PARTNER_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
 const CALLER_UA = 'python-requests/2.32.3';
 const API = 'api.security.microsoft.com';
@@ -110,10 +117,10 @@ async function writeProxyConfig(name, { originPorts, stateDir, extra = {}, resol
   return { file, ports, stateDir };
 }
 
-/** Starts `node dist/cli.js start` pinned to the proxy core and waits for /readyz. */
-async function startProxy(cfg, { nodeFlags = proxyFlags(), readyTimeoutMs = 20_000 } = {}) {
+/** Starts `node dist/cli.js start` (of this checkout, or root's) pinned to the proxy core and waits for /readyz. */
+async function startProxy(cfg, { root = ROOT, nodeFlags = proxyFlags(root), readyTimeoutMs = 20_000 } = {}) {
   const t0 = performance.now();
-  const child = track(spawnPinned(PROXY_CPU, NODE, [...nodeFlags, join(ROOT, 'dist', 'cli.js'), 'start', '--config', cfg.file], { cwd: ROOT }));
+  const child = track(spawnPinned(PROXY_CPU, NODE, [...nodeFlags, join(root, 'dist', 'cli.js'), 'start', '--config', cfg.file], { cwd: root }));
   child.stdout.resume(); // warn-level JSON lines, if any
   let acceptedMs;
   const ready = await waitFor(async () => {
@@ -276,47 +283,58 @@ function combine(slices) {
 /**
  * Runs a scenario as ROUNDS alternating slices, direct then proxied, against one proxy process:
  * drift of this shared machine then hits both sides alike. The ratio is the median of the rounds'.
+ * Peers (Squid, the baseline build) take the same load in the same rounds, against the same direct
+ * slices; the proxied sides' order turns by one each round so none always runs first.
  */
-async function alternate(id, direct, proxied, proxyWatch, squid = undefined) {
+async function alternate(id, direct, proxied, proxyWatch, peers = {}) {
   const d = [];
-  const p = [];
-  const q = [];
+  const sides = [{ key: 'proxy', opts: proxied, watch: proxyWatch, slices: [] },
+    ...Object.entries(peers).map(([key, peer]) => ({ key, opts: peer.opts, watch: peer.watch, slices: [] }))];
   const slice = { warmupMs: SLICE_WARMUP_MS, durationMs: SLICE_MS };
   // The origin has been serving since the start of the run; a proxy just started has not compiled
   // its connection paths yet (B's first round used to cost ~1.5x the others). Warm it up unmeasured.
-  await runLoad({ ...proxied, warmupMs: 0, durationMs: PROXY_WARMUP_MS }, {});
-  if (squid) await runLoad({ ...squid.opts, warmupMs: 0, durationMs: PROXY_WARMUP_MS }, {});
+  for (const side of sides) await runLoad({ ...side.opts, warmupMs: 0, durationMs: PROXY_WARMUP_MS }, {});
   for (let r = 0; r < ROUNDS; r++) {
     await awaitQuiet();
     d.push(await runLoad({ ...direct, ...slice }, { origin: { pid: origin.pid } }));
-    p.push(await runLoad({ ...proxied, ...slice }, { proxy: { ...proxyWatch, resetPeak: r === 0 }, origin: { pid: origin.pid } }));
-    // Squid, when present, takes the same load in the same round, so both meet the same machine.
-    if (squid) q.push(await runLoad({ ...squid.opts, ...slice }, { proxy: { ...squid.watch, resetPeak: r === 0 }, origin: { pid: origin.pid } }));
-    log(`${id} round ${r + 1}: direct ${d[r].rps.toFixed(0)} req/s, proxied ${p[r].rps.toFixed(0)} req/s, ${p[r].cpuUsPerRequest.proxy.toFixed(1)} µs CPU/req` +
-      (squid ? `; Squid ${q[r].rps.toFixed(0)} req/s, ${q[r].cpuUsPerRequest.proxy.toFixed(1)} µs CPU/req` : ''));
+    for (let i = 0; i < sides.length; i++) {
+      const side = sides[(i + r) % sides.length];
+      side.slices[r] = await runLoad({ ...side.opts, ...slice }, { proxy: { ...side.watch, resetPeak: r === 0 }, origin: { pid: origin.pid } });
+    }
+    log(`${id} round ${r + 1}: direct ${d[r].rps.toFixed(0)} req/s, ` +
+      sides.map((x) => `${x.key === 'proxy' ? 'proxied' : x.key} ${x.slices[r].rps.toFixed(0)} req/s, ${x.slices[r].cpuUsPerRequest.proxy.toFixed(1)} µs CPU/req`).join('; '));
   }
   const ratioOf = (xs) => {
     const ratios = xs.map((x, i) => x.rps / d[i].rps);
     return { ratio: median(ratios), ratioRange: [Math.min(...ratios), Math.max(...ratios)] };
   };
   const directResult = combine(d);
-  return {
-    directResult, proxiedResult: combine(p), ...ratioOf(p),
-    ...(squid ? { squid: { directResult, proxiedResult: combine(q), ...ratioOf(q) } } : {}),
-  };
+  const [own, ...others] = sides;
+  const out = { directResult, proxiedResult: combine(own.slices), ...ratioOf(own.slices) };
+  for (const side of others) {
+    // Against a peer: this proxy's req/s over the peer's, round by round (same direct slice).
+    const vs = side.slices.map((x, i) => own.slices[i].rps / x.rps);
+    out[side.key] = { directResult, proxiedResult: combine(side.slices), ...ratioOf(side.slices), versus: median(vs), versusRange: [Math.min(...vs), Math.max(...vs)] };
+  }
+  return out;
 }
 
-/** Runs one scenario through a fresh proxy (its own peak RSS). */
-async function runScenario(s, cfg, squid) {
+/** Runs one scenario through a fresh proxy (its own peak RSS), and through the baseline's when there is one. */
+async function runScenario(s, cfg, squid, baseline) {
   await awaitQuiet();
   const proxy = await startProxy(cfg);
+  const base = baseline ? await startProxy(baseline.cfg, { root: BASELINE }) : undefined;
   try {
+    const peers = {};
     const sq = squidLoad(s.id, squid);
-    const r = await alternate(s.id, s.direct, s.proxied, { pid: proxy.pid }, sq);
-    if (r.squid) r.squid.check = checkBody(r.squid.proxiedResult, s.expectUa);
+    if (sq) peers.squid = sq;
+    if (base) peers.baseline = { opts: baseline.scenarios.find((x) => x.id === s.id).proxied, watch: { pid: base.pid } };
+    const r = await alternate(s.id, s.direct, s.proxied, { pid: proxy.pid }, peers);
+    for (const key of Object.keys(peers)) r[key].check = checkBody(r[key].proxiedResult, s.expectUa);
     return { ...s, ...r, check: checkBody(r.proxiedResult, s.expectUa) };
   } finally {
     await stopChild(proxy.child);
+    if (base) await stopChild(base.child);
   }
 }
 
@@ -358,6 +376,18 @@ function squidLoad(id, squid) {
     opts: { ...base, via: 'connect', connectTo: { host: '127.0.0.1', port: squid.port }, connectAuthority: authority, hostHeader: authority, host, caFile: id === 'A' ? pki.squidCaCert : pki.rootCert },
     watch: { pid: squid.child.pid, tree: true },
   };
+}
+
+// ---- the baseline build --------------------------------------------------------------------------
+
+/** Checks BENCH_BASELINE's build and writes its config: the same as this proxy's, on other ports. */
+async function prepareBaseline(stateDir) {
+  if (!existsSync(join(BASELINE, 'dist', 'cli.js'))) throw new Error(`BENCH_BASELINE=${BASELINE} has no dist/cli.js: npm ci && npm run build there first`);
+  let commit = '?';
+  try { commit = execFileSync('git', ['-C', BASELINE, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim(); } catch { /* not a git checkout */ }
+  const cfg = await writeProxyConfig('baseline', { originPorts, stateDir });
+  log(`baseline: ${BASELINE} at ${commit}`);
+  return { cfg, commit, scenarios: scenarios(cfg) };
 }
 
 // ---- start-to-ready and idle memory -------------------------------------------------------------------
@@ -555,6 +585,17 @@ function report(d) {
   row('E reverse route', by.E, '≥ 0.65x', t.E);
   for (const s of d.squid.rows) row(`${s.id} **Squid** ssl_bump, same rounds (reference)`, s, s.id === 'A' ? 'issue: 0.55x, ~100 µs' : '–', undefined);
   L.push('');
+  if (d.baseline) {
+    L.push(`Against the baseline build (BENCH_BASELINE, ${d.baseline.commit}), its proxy taking the same load in the same rounds: this build's req/s over the baseline's, median of the rounds (range), and each one's proxy CPU per request over all slices (best slice).`);
+    L.push('');
+    L.push('| Scenario | This build / baseline req/s | Ratio to direct, this build / baseline | CPU / request, this build | CPU / request, baseline |');
+    L.push('| --- | ---: | ---: | ---: | ---: |');
+    for (const b of d.baseline.rows) {
+      const own = by[b.id];
+      L.push(`| ${b.id} | ${f2(b.versus)} (${f2(b.versusRange[0])}–${f2(b.versusRange[1])}) | ${f2(own.ratio)}x / ${f2(b.ratio)}x | ${f1(own.proxiedResult.cpuUsPerRequest.proxy)} µs (${f1(own.proxiedResult.bestCpuUsPerRequest.proxy)}) | ${f1(b.proxiedResult.cpuUsPerRequest.proxy)} µs (${f1(b.proxiedResult.bestCpuUsPerRequest.proxy)}) |`);
+    }
+    L.push('');
+  }
   L.push('Direct baselines: A, A-paced, C, C-paced and E against the TLS origin with keep-alive (C to www.example.org), B with a new TLS connection per request, D against the plain HTTP origin. CPU is utime+stime of the proxy process (all threads, /proc/<pid>/stat) over the measured window divided by the requests completed in it; peak RSS is VmHWM, reset at the start of the window. Squid\'s CPU includes its certificate helper processes; its slices run in the same rounds as the proxy\'s, against the same direct slices. Origin CPU / request in the direct slices shows how fast the machine was: the same work costs more when the host is busy. Other load: CPU that processes outside the benchmark used during the direct / proxied window (this machine is shared with builds and tests), in cores; a run with more than ~0.2 is noisy.');
   L.push('');
   L.push(`B: of the proxy's ${f2(by.B.proxiedResult.cpuUsPerRequest.proxy / 1000)} ms per connection, ${f2(by.B.proxiedResult.mainUsPerRequest.proxy / 1000)} ms is the main thread and the rest V8's GC helper threads. For B, the floor: the origin, a bare Node HTTPS server on the same Node and OpenSSL, spent ${f2(by.B.directResult.cpuUsPerRequest.origin / 1000)} ms of CPU per new TLS connection and request in the direct B run (vs ${f1(by.A.directResult.cpuUsPerRequest.origin)} µs per request on kept-alive connections in A); through the proxy the origin saw ${f1(by.B.proxiedResult.cpuUsPerRequest.origin)} µs per request, the upstream connections being pooled.`);
@@ -641,12 +682,15 @@ try {
   data.scenarios = [];
   const chosen = scenarios(cfg).filter((s) => wanted(s.id));
   const squid = chosen.some((s) => s.id === 'A' || s.id === 'C') ? await startSquid() : { version: 'not run' };
+  // The baseline proxy shares the state directory (so the CA) and the origin, on ports of its own.
+  const baseline = BASELINE ? await prepareBaseline(cfg.stateDir) : undefined;
   try {
-    for (const s of chosen) data.scenarios.push(await runScenario(s, cfg, squid));
+    for (const s of chosen) data.scenarios.push(await runScenario(s, cfg, squid, baseline));
   } finally {
     if (squid.child) await stopChild(squid.child, 5000);
   }
   data.squid = { version: squid.version, rows: data.scenarios.filter((s) => s.squid).map((s) => ({ id: s.id, ...s.squid })) };
+  if (baseline) data.baseline = { dir: BASELINE, commit: baseline.commit, rows: data.scenarios.filter((s) => s.baseline).map((s) => ({ id: s.id, ...s.baseline })) };
   if (wanted('startup')) data.startup = await runStartup(cfg);
   if (wanted('hosts')) data.hosts = await runManyHosts();
   if (wanted('soak')) data.soak = await runSoak(cfg);
@@ -661,6 +705,8 @@ if (ONLY !== undefined) {
   for (const s of data.scenarios) {
     const p = s.proxiedResult;
     log(`${s.id}: ratio ${s.ratio.toFixed(2)}x (${s.ratioRange.map((x) => x.toFixed(2)).join('–')}), proxy ${p.cpuUsPerRequest.proxy.toFixed(1)} µs CPU/req (best slice ${p.bestCpuUsPerRequest.proxy.toFixed(1)}), p99 ${s.directResult.p99.toFixed(2)} → ${p.p99.toFixed(2)} ms`);
+    const b = s.baseline;
+    if (b) log(`${s.id} baseline ${data.baseline.commit}: ratio ${b.ratio.toFixed(2)}x (${b.ratioRange.map((x) => x.toFixed(2)).join('–')}), ${b.proxiedResult.cpuUsPerRequest.proxy.toFixed(1)} µs CPU/req (best slice ${b.proxiedResult.bestCpuUsPerRequest.proxy.toFixed(1)}); this build's req/s over the baseline's ${b.versus.toFixed(3)} (rounds ${b.versusRange.map((x) => x.toFixed(3)).join('–')})`);
   }
   log(`BENCH_ONLY=${[...ONLY].join(',')}: ${RESULTS} left as it was; data in ${join(OUT, 'results.json')}`);
   process.exit(0);
