@@ -34,7 +34,7 @@ const WARMUP_MS = 2000;
 const CONNECTIONS = 16;
 const PACED_RATE = 2000;
 /** Each scenario: ROUNDS of (direct slice, proxied slice), SECONDS measured per side in all. */
-const ROUNDS = 3;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const SLICE_MS = Math.round((SECONDS * 1000) / ROUNDS);
 const SLICE_WARMUP_MS = 1500;
 /** Unmeasured load through a freshly started proxy (and Squid) before a scenario's first round. */
@@ -64,6 +64,8 @@ const proxyFlags = (root = ROOT) => [
  * its baseline on the same machine at the same moment; the order of the two turns every round.
  */
 const BASELINE = process.env.BENCH_BASELINE ? process.env.BENCH_BASELINE.replace(/\/+$/, '') : undefined;
+/** The scenarios `profile` runs under --cpu-prof: BENCH_PROFILE=D,E, else A and B (the report's two). */
+const PROFILED = (process.env.BENCH_PROFILE ?? 'A,B').split(',').map((x) => x.trim()).filter(Boolean);
 const WATCHDOG_MS = (BASELINE ? 15 : 9.5) * 60_000;
 const PARTNER_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
 const CALLER_UA = 'python-requests/2.32.3';
@@ -503,12 +505,12 @@ async function runSoak(cfg) {
 
 // ---- profiles ---------------------------------------------------------------------------------------
 
-async function runProfile(id, cfg) {
-  const dir = join(OUT, `profile-${id}`);
+async function runProfile(id, cfg, { root = ROOT, label = 'this build' } = {}) {
+  const dir = join(OUT, `profile-${id}${root === ROOT ? '' : '-baseline'}`);
   mkdirSync(dir, { recursive: true });
   const s = scenarios(cfg).find((x) => x.id === id);
   await awaitQuiet();
-  const proxy = await startProxy(cfg, { nodeFlags: [...proxyFlags(), '--cpu-prof', `--cpu-prof-dir=${dir}`] });
+  const proxy = await startProxy(cfg, { root, nodeFlags: [...proxyFlags(root), '--cpu-prof', `--cpu-prof-dir=${dir}`] });
   let r;
   try {
     r = await runLoad(s.proxied, { proxy: { pid: proxy.pid } });
@@ -517,8 +519,8 @@ async function runProfile(id, cfg) {
   }
   const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
   if (file === undefined) throw new Error(`no profile written in ${dir}`);
-  log(`profile ${id}: ${r.rps.toFixed(0)} req/s under the profiler`);
-  return { id, file: join(dir, file), rps: r.rps, requests: r.requests, ...summariseProfile(join(dir, file), ROOT, 15, r.windowUs) };
+  log(`profile ${id} (${label}): ${r.rps.toFixed(0)} req/s under the profiler`);
+  return { id, label, file: join(dir, file), rps: r.rps, requests: r.requests, ...summariseProfile(join(dir, file), root, 15, r.windowUs) };
 }
 
 // ---- the report ---------------------------------------------------------------------------------------
@@ -629,7 +631,7 @@ function report(d) {
   L.push('`node --cpu-prof` on the proxy process under A and B (a separate run each; the profiler slows it). Self time in the measured window (start-up left out), % of the non-idle samples; dist/ positions mapped back to src/ through the source maps. The profiler sees the main thread only: V8\'s GC helper threads and OpenSSL work started from libuv callbacks show as `(program)` / `(garbage collector)` or not at all.');
   for (const p of d.profiles) {
     L.push('');
-    L.push(`### ${p.id}: ${f0(p.rps)} req/s under the profiler; the measured window only: ${f0(p.busyMs)} ms busy, ${f0(p.idleMs)} ms idle (${f0((p.busyMs * 1000) / p.requests)} µs of main-thread samples per request)`);
+    L.push(`### ${p.id}${p.label === 'this build' ? '' : ` (${p.label})`}: ${f0(p.rps)} req/s under the profiler; the measured window only: ${f0(p.busyMs)} ms busy, ${f0(p.idleMs)} ms idle (${f0((p.busyMs * 1000) / p.requests)} µs of main-thread samples per request)`);
     L.push('');
     L.push('| Area | Self ms | % |');
     L.push('| --- | ---: | ---: |');
@@ -694,7 +696,13 @@ try {
   if (wanted('startup')) data.startup = await runStartup(cfg);
   if (wanted('hosts')) data.hosts = await runManyHosts();
   if (wanted('soak')) data.soak = await runSoak(cfg);
-  if (wanted('profile')) data.profiles = [await runProfile('A', cfg), await runProfile('B', cfg)];
+  if (wanted('profile')) {
+    data.profiles = [];
+    for (const id of PROFILED) {
+      data.profiles.push(await runProfile(id, cfg));
+      if (baseline) data.profiles.push(await runProfile(id, baseline.cfg, { root: BASELINE, label: `baseline ${baseline.commit}` }));
+    }
+  }
 } finally {
   origin.stdin.end();
   await stopChild(origin, 2000);
@@ -707,6 +715,10 @@ if (ONLY !== undefined) {
     log(`${s.id}: ratio ${s.ratio.toFixed(2)}x (${s.ratioRange.map((x) => x.toFixed(2)).join('–')}), proxy ${p.cpuUsPerRequest.proxy.toFixed(1)} µs CPU/req (best slice ${p.bestCpuUsPerRequest.proxy.toFixed(1)}), p99 ${s.directResult.p99.toFixed(2)} → ${p.p99.toFixed(2)} ms`);
     const b = s.baseline;
     if (b) log(`${s.id} baseline ${data.baseline.commit}: ratio ${b.ratio.toFixed(2)}x (${b.ratioRange.map((x) => x.toFixed(2)).join('–')}), ${b.proxiedResult.cpuUsPerRequest.proxy.toFixed(1)} µs CPU/req (best slice ${b.proxiedResult.bestCpuUsPerRequest.proxy.toFixed(1)}); this build's req/s over the baseline's ${b.versus.toFixed(3)} (rounds ${b.versusRange.map((x) => x.toFixed(3)).join('–')})`);
+  }
+  for (const p of data.profiles ?? []) {
+    const perRequest = (ms) => ((ms * 1000) / p.requests).toFixed(2);
+    log(`profile ${p.id} (${p.label}): ${perRequest(p.busyMs)} µs of main-thread samples per request; by area, µs per request: ${p.areas.slice(0, 12).map((a) => `${a.name} ${perRequest(a.ms)}`).join(', ')}`);
   }
   log(`BENCH_ONLY=${[...ONLY].join(',')}: ${RESULTS} left as it was; data in ${join(OUT, 'results.json')}`);
   process.exit(0);

@@ -82,6 +82,47 @@ export function statusLabel(status: number): string {
   return Number.isInteger(status) && status >= 100 && status <= 599 ? String(status) : '0';
 }
 
+/**
+ * Per-request increments of a labelled counter, kept in a tree of Maps keyed by the label values
+ * (in labelNames order) and added to the counter when it is collected (at each scrape). A request
+ * costs a few Map lookups on strings that are mostly constants, where prom-client's inc() builds a
+ * label hash and validates the labels. Values must come from bounded sets, as for any counter.
+ */
+export function createTally<L extends string>(labelNames: readonly L[]): {
+  inc(...values: string[]): void;
+  flush(counter: Counter<L>): void;
+} {
+  interface Cell { readonly labels: Partial<Record<L, string>>; n: number }
+  const root = new Map<string, unknown>();
+  const cells: Cell[] = [];
+  return {
+    inc(...values: string[]): void {
+      let node = root;
+      const last = values.length - 1;
+      for (let i = 0; i < last; i++) {
+        let next = node.get(values[i]!) as Map<string, unknown> | undefined;
+        if (next === undefined) node.set(values[i]!, (next = new Map()));
+        node = next;
+      }
+      let cell = node.get(values[last]!) as Cell | undefined;
+      if (cell === undefined) {
+        const labels: Partial<Record<L, string>> = {};
+        labelNames.forEach((name, i) => (labels[name] = values[i]));
+        node.set(values[last]!, (cell = { labels, n: 0 }));
+        cells.push(cell);
+      }
+      cell.n++;
+    },
+    flush(counter: Counter<L>): void {
+      for (const cell of cells) {
+        if (cell.n === 0) continue;
+        counter.inc(cell.labels, cell.n);
+        cell.n = 0;
+      }
+    },
+  };
+}
+
 /** Registers the proxy's metrics on the given registry and returns the observer that feeds them. */
 export function createMetrics(opts: MetricsOptions): Metrics {
   const { registry } = opts;
@@ -94,11 +135,16 @@ export function createMetrics(opts: MetricsOptions): Metrics {
   const errorCodes = new Set<string>([...(opts.upstreamErrorCodes ?? UPSTREAM_ERROR_CODES), OTHER_LABEL]);
   let products = new Set<string>([...opts.products, UNREGISTERED_PRODUCT]);
 
-  const requests = new Counter({
+  const requestLabels = ['product', 'api', 'method', 'code', 'action'] as const;
+  const requests = createTally(requestLabels);
+  new Counter({
     name: `${METRIC_PREFIX}requests_total`,
     help: 'Microsoft security API requests by product, API collection, method, status sent to the client (0: client went away first) and policy action.',
-    labelNames: ['product', 'api', 'method', 'code', 'action'] as const,
+    labelNames: requestLabels,
     registers,
+    collect() {
+      requests.flush(this);
+    },
   });
   const duration = new Histogram({
     name: `${METRIC_PREFIX}request_duration_seconds`,
@@ -153,11 +199,16 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     registers,
   });
 
-  const tenantRequests = new Counter({
+  const tenantLabels = ['product', 'tenant', 'app', 'action'] as const;
+  const tenantRequests = createTally(tenantLabels);
+  new Counter({
     name: `${METRIC_PREFIX}tenant_requests_total`,
     help: 'Microsoft security API requests by product, tenant and application from the bearer token, and policy action; pairs beyond usage.metricTenants count as tenant="other", app="other".',
-    labelNames: ['product', 'tenant', 'app', 'action'] as const,
+    labelNames: tenantLabels,
     registers,
+    collect() {
+      tenantRequests.flush(this);
+    },
   });
   const usageStoreErrors = new Counter({
     name: `${METRIC_PREFIX}usage_store_errors_total`,
@@ -200,7 +251,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     if (!actions.has(e.action)) return; // 'passed' (and anything unknown) is not an API call
     const product = bound(products, e.product, UNREGISTERED_PRODUCT);
     const api = bound(apis, e.api, OTHER_LABEL);
-    requests.inc({ product, api, method: bound(methods, e.method, OTHER_LABEL), code: statusLabel(e.status), action: e.action });
+    requests.inc(product, api, bound(methods, e.method, OTHER_LABEL), statusLabel(e.status), e.action);
     let tenant = e.tenant !== undefined && TENANT_LABEL.test(e.tenant) ? e.tenant : 'unknown';
     let app = e.app !== undefined && TENANT_LABEL.test(e.app) ? e.app : 'unknown';
     const pair = `${tenant}|${app}`;
@@ -208,7 +259,7 @@ export function createMetrics(opts: MetricsOptions): Metrics {
       if (tenantPairs.size < metricTenants) tenantPairs.add(pair);
       else tenant = app = OTHER_LABEL;
     }
-    tenantRequests.inc({ product, tenant, app, action: e.action });
+    tenantRequests.inc(product, tenant, app, e.action);
     // A rejected request never leaves the proxy; its few microseconds would hide Microsoft's latency.
     if (e.action !== 'rejected' && Number.isFinite(e.durationMs) && e.durationMs >= 0) {
       duration.observe({ product, api }, e.durationMs / 1000);

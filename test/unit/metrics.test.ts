@@ -1,6 +1,6 @@
-import { Registry } from 'prom-client';
+import { Counter, Registry } from 'prom-client';
 import type { ExchangeEvent } from '../../src/events.js';
-import { METHOD_LABELS, REQUEST_ACTIONS, UPSTREAM_ERROR_CODES, createMetrics, statusLabel, type Metrics } from '../../src/metrics.js';
+import { METHOD_LABELS, REQUEST_ACTIONS, UPSTREAM_ERROR_CODES, createMetrics, createTally, statusLabel, type Metrics } from '../../src/metrics.js';
 import { promtoolLint } from '../helpers/prometheus.js';
 import { exchangeEvent, tunnelEvent } from '../helpers/events.js';
 import { createPrng } from '../helpers/prng.js';
@@ -264,5 +264,42 @@ describe('createMetrics', () => {
     expect(lint.problems).toEqual([]);
     expect(lint.known.length).toBeGreaterThan(0);
     expect(lint.code).toBe(3);
+  });
+});
+
+describe('createTally', () => {
+  const counter = (registry: Registry): Counter<'a' | 'b'> => new Counter({ name: 'tally_test_total', help: 'test', labelNames: ['a', 'b'] as const, registers: [registry] });
+
+  it('adds each label tuple once per flush, and a second flush adds nothing', async () => {
+    const registry = new Registry();
+    const c = counter(registry);
+    const tally = createTally(['a', 'b'] as const);
+    for (let i = 0; i < 3; i++) tally.inc('x', 'y');
+    tally.inc('x', 'z');
+    // Values that would collide if the tuple were joined into one string stay apart.
+    tally.inc('x|y', '');
+    tally.inc('', 'x|y');
+    tally.flush(c);
+    tally.flush(c);
+    const values = (await c.get()).values.map((v) => ({ labels: v.labels, value: v.value }));
+    expect(sorted(values as Series[])).toEqual(sorted([
+      { labels: { a: 'x', b: 'y' }, value: 3 },
+      { labels: { a: 'x', b: 'z' }, value: 1 },
+      { labels: { a: 'x|y', b: '' }, value: 1 },
+      { labels: { a: '', b: 'x|y' }, value: 1 },
+    ]));
+    tally.inc('x', 'y');
+    tally.flush(c);
+    expect((await c.get()).values.find((v) => v.labels.b === 'y')?.value).toBe(4);
+  });
+
+  it('is flushed by the counter at each scrape, so requests_total is current on every read', async () => {
+    const registry = new Registry();
+    const m = createMetrics({ registry, products: PRODUCTS, apiLabels: API_LABELS, version: '1.2.3', collectDefault: false });
+    m.observer.exchangeEnd?.(exchangeEvent({ action: 'rewritten' }));
+    expect((await series(registry, 'requests_total')).map((s) => s.value)).toEqual([1]);
+    m.observer.exchangeEnd?.(exchangeEvent({ action: 'rewritten' }));
+    expect((await series(registry, 'requests_total')).map((s) => s.value)).toEqual([2]);
+    expect((await series(registry, 'tenant_requests_total')).map((s) => s.value)).toEqual([2]);
   });
 });
