@@ -138,9 +138,15 @@ function guardedHandlers(observer: ProxyObserver): Handlers {
   return guarded;
 }
 
+/** Observers whose every handler is already guarded (combineObservers' results): not wrapped twice. */
+const guardedObservers = new WeakSet<ProxyObserver>();
+
 /** Wraps an observer so a fault in it never reaches the caller: the one place observer faults are caught. */
 export function guardObserver(observer: ProxyObserver): ProxyObserver {
-  return guardedHandlers(observer);
+  if (guardedObservers.has(observer)) return observer;
+  const guarded = guardedHandlers(observer);
+  guardedObservers.add(guarded);
+  return guarded;
 }
 
 /** Fans every event out to several observers; one observer's fault never reaches the others or the caller. */
@@ -151,5 +157,6 @@ export function combineObservers(...observers: ProxyObserver[]): ProxyObserver {
     const fns = guarded.map((o) => o[name]).filter((fn) => fn !== undefined);
     if (fns.length > 0) combined[name] = (...args: unknown[]): void => { for (const fn of fns) fn(...args); };
   }
+  guardedObservers.add(combined);
   return combined;
 }

@@ -55,4 +55,16 @@ describe('combineObservers', () => {
     expect(first.calls).toBe(7);
     expect(codes).toEqual(['UpstreamReset']);
   });
+
+  it('is guarded already: guardObserver returns it as it is, and its faults are still caught', () => {
+    const first = throwing();
+    const combined = combineObservers(first);
+    const guarded = guardObserver(combined);
+    expect(guarded).toBe(combined);
+    expect(() => fireAll(guarded)).not.toThrow();
+    expect(first.calls).toBe(7);
+    // A plain observer is wrapped, and wrapping the result again does not wrap twice.
+    const once = guardObserver(throwing());
+    expect(guardObserver(once)).toBe(once);
+  });
 });
