@@ -107,22 +107,17 @@ export function handleRequest(rt: Runtime, ctx: RequestContext, req: IncomingMes
   let controller: Dispatcher.DispatchController | undefined;
   let finished = false;
 
-  res.once('close', () => {
+  // 'close' is emitted once per response: on() spares once()'s wrapper. Optional fields not known are undefined.
+  res.on('close', () => {
     finished = true;
     const aborted = !res.writableFinished;
     if (aborted) controller?.abort(new Error('the client closed the connection'));
     rt.observer.exchangeEnd?.({
       product: product?.id ?? 'unregistered',
       api, method: req.method ?? '', status: res.headersSent ? res.statusCode : 0, action, reason,
-      mode: ctx.mode, host, userAgent, durationMs: performance.now() - start, client,
+      mode: ctx.mode, host, port, path, userAgent, durationMs: performance.now() - start, client,
       tenant: attribution.tenant, app: attribution.app, appName: attribution.appName,
-      ...(retryAfter !== undefined ? { retryAfter } : {}),
-      ...(port !== undefined ? { port } : {}),
-      ...(path !== undefined ? { path } : {}),
-      ...(requestBodyBytes !== undefined ? { requestBodyBytes } : {}),
-      ...(responseBodyBytes !== undefined ? { responseBodyBytes } : {}),
-      ...(error !== undefined ? { error } : {}),
-      ...(aborted ? { aborted } : {}),
+      retryAfter, requestBodyBytes, responseBodyBytes, error, aborted: aborted || undefined,
     });
   });
 

@@ -178,7 +178,8 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
     if (open === undefined) perSocket.set(socket, (open = new Set()));
     open.add(res);
     if (refusing.has(socket)) res.shouldKeepAlive = false;
-    res.once('close', () => {
+    // 'close' is emitted once per response.
+    res.on('close', () => {
       inFlight.delete(res);
       open.delete(res);
       // A plain tunnel's stream is a Duplex without destroySoon: end it, as Node itself does.

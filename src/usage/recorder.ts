@@ -262,7 +262,17 @@ export function createRecorder(opts: RecorderOptions): Recorder {
     } else {
       addCount(counts, { hour, product: e.product, tenant, app, api: e.api, action, client, calls: 1, throttled: throttled ? 1 : 0, errors: error ? 1 : 0 });
     }
-    if (action !== 'compliant') addCaller(callers, { product: e.product, family: userAgentFamily(e.userAgent), client, calls: 1, firstSeen: at, lastSeen: at });
+    if (action !== 'compliant') {
+      const family = userAgentFamily(e.userAgent);
+      const caller = callers.get(`${e.product}|${family}|${client}`);
+      // A caller already counted this interval: count it in place (addCaller would build a row to merge).
+      if (caller !== undefined) {
+        caller.calls++;
+        if (at > caller.lastSeen) caller.lastSeen = at;
+      } else {
+        addCaller(callers, { product: e.product, family, client, calls: 1, firstSeen: at, lastSeen: at });
+      }
+    }
     // A rejected call never reaches Microsoft and does not count against its limits.
     if (action !== 'rejected') countLimit(e, e.product, tenant, app, at, hour, throttled);
   };
