@@ -252,12 +252,18 @@ export function createMetrics(opts: MetricsOptions): Metrics {
     const product = bound(products, e.product, UNREGISTERED_PRODUCT);
     const api = bound(apis, e.api, OTHER_LABEL);
     requests.inc(product, api, bound(methods, e.method, OTHER_LABEL), statusLabel(e.status), e.action);
-    let tenant = e.tenant !== undefined && TENANT_LABEL.test(e.tenant) ? e.tenant : 'unknown';
-    let app = e.app !== undefined && TENANT_LABEL.test(e.app) ? e.app : 'unknown';
-    const pair = `${tenant}|${app}`;
-    if (!tenantPairs.has(pair)) {
-      if (tenantPairs.size < metricTenants) tenantPairs.add(pair);
-      else tenant = app = OTHER_LABEL;
+    let tenant = e.tenant ?? 'unknown';
+    let app = e.app ?? 'unknown';
+    // An admitted pair was checked when it was admitted (admitted labels hold no '|', so no other
+    // pair of strings joins to the same key); any other pair is checked, then admitted while there is room.
+    if (!tenantPairs.has(`${tenant}|${app}`)) {
+      if (!TENANT_LABEL.test(tenant)) tenant = 'unknown';
+      if (!TENANT_LABEL.test(app)) app = 'unknown';
+      const pair = `${tenant}|${app}`;
+      if (!tenantPairs.has(pair)) {
+        if (tenantPairs.size < metricTenants) tenantPairs.add(pair);
+        else tenant = app = OTHER_LABEL;
+      }
     }
     tenantRequests.inc(product, tenant, app, e.action);
     // A rejected request never leaves the proxy; its few microseconds would hide Microsoft's latency.

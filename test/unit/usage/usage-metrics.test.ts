@@ -29,13 +29,14 @@ describe('usage metrics', () => {
   it('tenant_requests_total keeps usage.metricTenants pairs and counts the rest as other', async () => {
     const { feed, values } = setup(3);
     feed({ tenant: 'not-a-guid" } evil', app: 'x'.repeat(300), action: 'rewritten' }); // never a label: 'unknown'
+    feed({ tenant: `${tenant(0)}|${APP}`, app: '', action: 'rewritten' }); // joins like an admitted pair would: still 'unknown'
     for (let i = 0; i < 6; i++) feed({ tenant: tenant(i), app: APP, action: 'rewritten' });
     feed({ tenant: tenant(0), app: APP, action: 'rewritten' }); // a known pair keeps its series
     feed({ action: 'passed' }); // not an API call
     const rows = await values('tenant_requests_total');
     const tenants = rows.map((r) => r.labels['tenant']).sort();
     expect(tenants).toEqual([tenant(0), tenant(1), 'other', 'unknown'].sort());
-    expect(rows.find((r) => r.labels['tenant'] === 'unknown')!.labels['app']).toBe('unknown');
+    expect(rows.find((r) => r.labels['tenant'] === 'unknown')).toMatchObject({ labels: { app: 'unknown' }, value: 2 });
     expect(rows.find((r) => r.labels['tenant'] === tenant(0))!.value).toBe(2);
     expect(rows.find((r) => r.labels['tenant'] === 'other')).toMatchObject({ labels: { app: 'other', product: 'cognito', action: 'rewritten' }, value: 4 });
   });
