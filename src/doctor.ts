@@ -6,6 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type SecureContext, type TLSSocket } from 'node:tls';
+import { isNativeError } from 'node:util/types';
 import { classifyHost } from './address.js';
 import { caPermits, loadOrCreateCa } from './ca.js';
 import { nameConstraintDomains } from './catalogue.js';
@@ -135,7 +136,8 @@ function within<T>(promise: Promise<T>, ms: number, what: string, onTimeout: () 
       resolve(v);
     }, (e: unknown) => {
       clearTimeout(timer);
-      reject(e instanceof Error ? e : new Error(String(e)));
+      // isNativeError, not instanceof: an error from another realm (a vm context) keeps its message and code.
+      reject(isNativeError(e) ? e : new Error(String(e)));
     });
   });
 }
