@@ -78,11 +78,12 @@ async function checkCa(config: Config, now: number): Promise<{ checks: Check[]; 
   else if (now >= notAfter) checks.push(check('CA validity', 'fail', `expired on ${until}`, rotate));
   else if (daysLeft < EXPIRY_WARN_DAYS) checks.push(check('CA validity', 'warn', `expires on ${until}, in ${daysLeft} days`, rotate));
   else checks.push(check('CA validity', 'ok', `valid until ${until} (${daysLeft} days)`));
-  const hosts = ['api.security.microsoft.com', ...config.policy.catalogue.extraHosts.map((x) => x.replace(/^\*\./, 'x.'))];
+  // Every enforced host of the configured clouds and extraHosts: each exact host, and a name below each '*.suffix' rule.
+  const hosts = [...doctorHosts(config), ...[...config.policy.catalogue.suffixes.keys()].map((suffix) => `x.${suffix}`)];
   const uncovered = hosts.filter((h) => !caPermits(loaded.ca.certPem, h));
   checks.push(uncovered.length === 0
-    ? check('CA name constraints', 'ok', `cover ${hosts.join(', ')}`)
-    : check('CA name constraints', 'fail', `do not cover ${uncovered.join(', ')} (CaHostNotPermitted)`, 'a CA from ca init covers the configured hosts: recreate it after adding extraHosts (docs/troubleshooting.md)'));
+    ? check('CA name constraints', 'ok', `cover every enforced host (${hosts.length} names under ${nameConstraintDomains(config.policy.catalogue).join(', ')})`)
+    : check('CA name constraints', 'fail', `do not cover ${uncovered.join(', ')} (CaHostNotPermitted)`, 'a CA from ca init covers the configured hosts: recreate it after changing clouds or extraHosts (docs/troubleshooting.md)'));
   return { checks, caPem: loaded.ca.certPem, caFile: loaded.certFile, bundleFile: `${config.stateDir}/ca-bundle.pem` };
 }
 

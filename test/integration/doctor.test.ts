@@ -224,6 +224,19 @@ describe('runDoctor offline: configuration, identity, listeners, CA, trust varia
     expect(named(await runDoctor(configOf({ ca: caFiles(wide), extraHosts: ['partner.example.org', '*.fleet.example.org'] }), offline()), 'CA name constraints').status).toBe('ok');
   });
 
+  it.each<[string, Cloud[], Cloud[], string, RegExp]>([
+    ['a government-cloud CA from ca init, for a government-cloud config', ['gcc-high'], ['gcc-high'], 'ok', /^cover every enforced host \(\d+ names under .*graph\.microsoft\.us/],
+    ['a commercial CA, for a config that added a government cloud', ['commercial'], ['commercial', 'gcc-high'], 'fail', /^do not cover .*graph\.microsoft\.us.*x\.security\.microsoft\.us.* \(CaHostNotPermitted\)$/],
+    ['a government-cloud CA, for a commercial config', ['gcc-high'], ['commercial'], 'fail', /^do not cover api\.security\.microsoft\.com, /],
+  ])('CA name constraints: checks the hosts of every configured cloud (%s)', async (_what, caClouds, clouds, status, message) => {
+    const material = await createCa({ permittedDomains: nameConstraintDomains(createCatalogue(caClouds)) });
+    const c = named(await runDoctor(configOf({ ca: caFiles(material), clouds }), offline()), 'CA name constraints');
+    expect(c.status).toBe(status);
+    expect(c.message).toMatch(message);
+    if (status === 'ok') expect(c.fix).toBeNull();
+    else expect(c.fix).toMatch(/recreate it after changing clouds or extraHosts/);
+  });
+
   describe('trust variables', () => {
     let bundle: string;
     let onlyCa: string;
