@@ -3,12 +3,13 @@
 // (upstream.resolve, the DNS guard, upstream.proxy and noProxy, the upstream trust store) and each
 // stage is bounded by a timeout, so the doctor never hangs. cli.ts prints the checks.
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { connect as tlsConnect, type SecureContext, type TLSSocket } from 'node:tls';
 import { isNativeError } from 'node:util/types';
 import { classifyHost } from './address.js';
-import { caPermits, loadOrCreateCa } from './ca.js';
+import { CaError, caPermits, loadOrCreateCa } from './ca.js';
 import { nameConstraintDomains } from './catalogue.js';
 import type { Config } from './config.js';
 import { guardedLookup } from './dns-guard.js';
@@ -57,6 +58,19 @@ function pemBodies(text: string): string[] {
   return (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((pem) => pem.replace(/-----[A-Z ]+-----|\s+/g, ''));
 }
 
+const ROTATE = 'rotate the CA with overlap (docs/operations.md): mde-partner-proxy ca init --force, then trust the new CA everywhere';
+
+/**
+ * What to do about a CA that does not load. Only a state directory without a CA certificate is
+ * fixed by a plain `ca init`: it loads (and so refuses) whatever CA is there.
+ */
+function caFix(config: Config, e: unknown): string {
+  if (config.ca.cert !== undefined) return 'check ca.cert and ca.key in the config';
+  if (!existsSync(join(config.stateDir, 'ca.pem'))) return 'mde-partner-proxy ca init';
+  if (e instanceof CaError && e.code === 'CaExpired') return ROTATE;
+  return 'restore the CA files from a backup, or replace them: mde-partner-proxy ca init --force, then trust the new CA everywhere';
+}
+
 /** The interception CA: present, within its validity, and allowed to sign for every enforced host. */
 async function checkCa(config: Config, now: number): Promise<{ checks: Check[]; caPem?: string; caFile?: string; bundleFile?: string }> {
   let loaded;
@@ -65,7 +79,7 @@ async function checkCa(config: Config, now: number): Promise<{ checks: Check[]; 
     loaded = await loadOrCreateCa({ stateDir: config.stateDir, permittedDomains: nameConstraintDomains(config.policy.catalogue), create: false,
       ...(config.ca.cert !== undefined ? { certFile: config.ca.cert, keyFile: config.ca.key } : {}) });
   } catch (e) {
-    return { checks: [check('interception CA', 'fail', (e as Error).message, config.ca.cert !== undefined ? 'check ca.cert and ca.key in the config' : 'mde-partner-proxy ca init')] };
+    return { checks: [check('interception CA', 'fail', (e as Error).message, caFix(config, e))] };
   }
   const checks = [check('interception CA', 'ok', loaded.certFile)];
   const cert = new X509Certificate(loaded.ca.certPem);
@@ -73,10 +87,9 @@ async function checkCa(config: Config, now: number): Promise<{ checks: Check[]; 
   const notAfter = Date.parse(cert.validTo);
   const daysLeft = Math.floor((notAfter - now) / DAY_MS);
   const until = new Date(notAfter).toISOString().slice(0, 10);
-  const rotate = 'rotate the CA with overlap (docs/operations.md): mde-partner-proxy ca init --force, then trust the new CA everywhere';
   if (now < notBefore) checks.push(check('CA validity', 'fail', `not valid before ${new Date(notBefore).toISOString()}`, 'check this machine\'s clock'));
-  else if (now >= notAfter) checks.push(check('CA validity', 'fail', `expired on ${until}`, rotate));
-  else if (daysLeft < EXPIRY_WARN_DAYS) checks.push(check('CA validity', 'warn', `expires on ${until}, in ${daysLeft} days`, rotate));
+  else if (now >= notAfter) checks.push(check('CA validity', 'fail', `expired on ${until}`, ROTATE));
+  else if (daysLeft < EXPIRY_WARN_DAYS) checks.push(check('CA validity', 'warn', `expires on ${until}, in ${daysLeft} days`, ROTATE));
   else checks.push(check('CA validity', 'ok', `valid until ${until} (${daysLeft} days)`));
   // Every enforced host of the configured clouds and extraHosts: each exact host, and a name below each '*.suffix' rule.
   const hosts = [...doctorHosts(config), ...[...config.policy.catalogue.suffixes.keys()].map((suffix) => `x.${suffix}`)];

@@ -4,7 +4,7 @@
 // an origin whose certificate the upstream trust refuses, and a real proxy as upstream.proxy.
 // Every env is passed explicitly, so this machine's SSL_CERT_FILE and friends never reach a check.
 // The CLI's wiring of doctor (exit codes, --json, --offline, --timeout) is in cli.test.ts.
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import { createServer as createTlsServer, type SecureContext } from 'node:tls';
 import { createCa, loadOrCreateCa, type CaMaterial } from '../../src/ca.js';
 import { createCatalogue, nameConstraintDomains, type Cloud } from '../../src/catalogue.js';
 import { buildConfig, type Config } from '../../src/config.js';
+import { loadInterceptionCa } from '../../src/server.js';
 import { doctorHosts, environmentCheck, runDoctor, TRUST_VARIABLES, type Check, type DoctorOptions } from '../../src/doctor.js';
 import { headerValues, startOrigin, type Origin } from '../helpers/origin.js';
 import { testPki, type TestPki } from '../helpers/pki.js';
@@ -183,6 +184,24 @@ describe('runDoctor offline: configuration, identity, listeners, CA, trust varia
     expect(existsSync(empty)).toBe(false);
     expect(checks.map((x) => x.name)).not.toContain('CA validity');
     expect(named(checks, 'SSL_CERT_FILE')).toEqual({ name: 'SSL_CERT_FILE', status: 'skip', message: `${pki.msRootFile}: no interception CA to look for`, fix: null });
+  });
+
+  it.each<[string, () => Promise<CaMaterial>, RegExp, RegExp]>([
+    ['has expired', () => createCa({ permittedDomains: ['microsoft.com'], now: () => Date.now() - 800 * DAY_MS }), /expired on \d{4}-\d\d-\d\d/, ROTATE],
+    ['has a key that is not its own', async () => ({ certPem: (await createCa({ permittedDomains: ['microsoft.com'] })).certPem, keyPem: ca.keyPem }),
+      /the key does not belong to the certificate/, /^restore the CA files from a backup, or replace them: mde-partner-proxy ca init --force/],
+  ])('fails a state directory\'s CA that %s with a fix a plain `ca init` would not refuse', async (_what, make, message, fix) => {
+    const dir = join(tmp('bad-ca'), 'state');
+    const material = await make();
+    mkdirSync(dir, { mode: 0o700 });
+    writeFileSync(join(dir, 'ca.pem'), material.certPem);
+    writeFileSync(join(dir, 'ca-key.pem'), material.keyPem, { mode: 0o600 });
+    const c = named(await runDoctor(configOf({ stateDir: dir }), offline()), 'interception CA');
+    expect(c.status).toBe('fail');
+    expect(c.message).toMatch(message);
+    expect(c.fix).toMatch(fix);
+    // What `ca init` without --force does with this directory (server.ts loadInterceptionCa): it refuses.
+    await expect(loadInterceptionCa(configOf({ stateDir: dir }))).rejects.toThrow(message);
   });
 
   it('fails a configured ca.cert that cannot be read, pointing at the config', async () => {
