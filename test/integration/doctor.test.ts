@@ -4,7 +4,8 @@
 // an origin whose certificate the upstream trust refuses, and a real proxy as upstream.proxy.
 // Every env is passed explicitly, so this machine's SSL_CERT_FILE and friends never reach a check.
 // The CLI's wiring of doctor (exit codes, --json, --offline, --timeout) is in cli.test.ts.
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -202,6 +203,29 @@ describe('runDoctor offline: configuration, identity, listeners, CA, trust varia
     expect(c.fix).toMatch(fix);
     // What `ca init` without --force does with this directory (server.ts loadInterceptionCa): it refuses.
     await expect(loadInterceptionCa(configOf({ stateDir: dir }))).rejects.toThrow(message);
+  });
+
+  it.each([
+    ['an interrupted first start left (a staged pair, the key placed, a stale temporary file)', true],
+    ['a deleted certificate left (the key alone)', false],
+  ])('only looks at what %s: nothing is renamed, placed or removed', async (_what, interrupted) => {
+    const dir = join(tmp('interrupted'), 'state');
+    mkdirSync(dir, { mode: 0o700 });
+    const material = await createCa({ permittedDomains: ['microsoft.com'] });
+    if (interrupted) {
+      const staged = join(dir, `ca.new.${spawnSync('true').pid}`); // its writer has exited
+      mkdirSync(staged, { mode: 0o700 });
+      writeFileSync(join(staged, 'ca.pem'), material.certPem);
+      writeFileSync(join(staged, 'ca-key.pem'), material.keyPem, { mode: 0o600 });
+      writeFileSync(join(dir, 'ca.pem.4242.0a1b.tmp'), 'partial');
+    }
+    writeFileSync(join(dir, 'ca-key.pem'), material.keyPem, { mode: 0o600 });
+    const listing = (): string[] => readdirSync(dir, { recursive: true, encoding: 'utf8' }).sort();
+    const before = listing();
+    const c = named(await runDoctor(configOf({ stateDir: dir }), offline()), 'interception CA');
+    expect(c).toEqual({ name: 'interception CA', status: 'fail', fix: 'mde-partner-proxy ca init',
+      message: `${join(dir, 'ca.pem')}: missing, but its key ${join(dir, 'ca-key.pem')} is there (an interrupted first start, or a deleted certificate); \`mde-partner-proxy ca init\` completes or replaces it` });
+    expect(listing()).toEqual(before);
   });
 
   it('fails a configured ca.cert that cannot be read, pointing at the config', async () => {
