@@ -206,8 +206,8 @@ const FIXES = {
   tls: 'a TLS-inspecting proxy on the way? add its root to upstream.ca (docs/troubleshooting.md)',
 } as const;
 
-/** DNS, TCP and TLS to one Microsoft host by the proxy's outbound path; the Date of its answer for the clock check. */
-async function checkHost(config: Config, host: string, context: SecureContext, userAgent: string, timeoutMs: number): Promise<{ check: Check; date?: string | undefined }> {
+/** DNS, TCP and TLS to one Microsoft host by the proxy's outbound path; the Date of its answer and this machine's clock when it arrived. */
+async function checkHost(config: Config, host: string, context: SecureContext, userAgent: string, timeoutMs: number, now: () => number): Promise<{ check: Check; date?: string | undefined; at?: number }> {
   const port = 443;
   const dest = resolveDestination(config.policy, host, port);
   const proxy = config.upstream.proxy !== undefined && !matchesNoProxy(config.upstream.noProxy, host) ? config.upstream.proxy : undefined;
@@ -234,7 +234,7 @@ async function checkHost(config: Config, host: string, context: SecureContext, u
     const issuer = secure.getPeerX509Certificate()?.issuer.split('\n').find((l) => l.startsWith('CN='))?.slice(3);
     done.push(`TLS ${secure.getProtocol() ?? ''}${issuer !== undefined ? ` (issuer ${issuer})` : ''}`);
     const date = await dateOf(secure, host, userAgent, timeoutMs).catch(() => undefined);
-    return { check: check(host, 'ok', done.join(', ')), date };
+    return { check: check(host, 'ok', done.join(', ')), date, at: now() };
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const cause = err.code === 'EDESTDENIED' ? `${err.message} (the proxy refuses them)` : err.message;
@@ -263,17 +263,18 @@ export function doctorHosts(config: Config): string[] {
   return [...config.policy.catalogue.exact.keys()];
 }
 
-/** Network checks: each enforced host, then the clock against the first Date a host answered with. */
+/** Network checks: each enforced host, then the clock against the first Date a host answered with, as it stood when that answer arrived. */
 async function checkNetwork(config: Config, opts: DoctorOptions, now: () => number): Promise<Check[]> {
   if (opts.offline) return [check('network', 'skip', 'DNS, TCP, TLS and clock checks skipped (--offline)')];
   const hosts = opts.hosts !== undefined && opts.hosts.length > 0 ? opts.hosts : doctorHosts(config);
   const context = createUpstreamTrust(config.upstream.ca);
   const userAgent = config.policy.products[0]!.userAgent;
-  const results = await mapBounded(hosts, NETWORK_CONCURRENCY, (host) => checkHost(config, host, context, userAgent, opts.timeoutMs));
+  const results = await mapBounded(hosts, NETWORK_CONCURRENCY, (host) => checkHost(config, host, context, userAgent, opts.timeoutMs, now));
   const checks = results.map((r) => r.check);
-  const dated = results.map((r, i) => ({ host: hosts[i]!, date: r.date === undefined ? NaN : Date.parse(r.date) })).find((r) => !Number.isNaN(r.date));
+  const dated = results.map((r, i) => ({ host: hosts[i]!, date: r.date === undefined ? NaN : Date.parse(r.date), at: r.at ?? NaN })).find((r) => !Number.isNaN(r.date));
   if (dated === undefined) return [...checks, check('clock', 'skip', 'no host answered with a Date header')];
-  const skew = Math.round((now() - dated.date) / 1000);
+  // The clock as it stood when the Date arrived: slower hosts after it must not count as skew.
+  const skew = Math.round((dated.at - dated.date) / 1000);
   const text = `${Math.abs(skew)} s ${skew >= 0 ? 'ahead of' : 'behind'} the Date of ${dated.host}`;
   // Date has a resolution of one second, so a difference of a second or two is normal.
   checks.push(Math.abs(skew) > CLOCK_WARN_SECONDS

@@ -63,6 +63,11 @@ async function listen(server: Server): Promise<{ port: number; close: () => Prom
   };
 }
 
+/** A leaf per SNI from the test "Microsoft" root, as the echo origin serves. */
+function sni(name: string, cb: (err: Error | null, ctx?: SecureContext) => void): void {
+  pki.msIssuer.secureContextFor(name).then((ctx) => cb(null, ctx), (e: Error) => cb(e));
+}
+
 let pki: TestPki;
 let origin: Origin;
 /** A state directory holding a CA for the commercial cloud, as `ca init` leaves it. */
@@ -385,16 +390,12 @@ describe('runDoctor network: DNS, TCP, TLS and clock by the proxy\'s outbound pa
     ['answers the HEAD without a Date header', 'no-date'],
     ['completes the handshake but never answers the HEAD', 'mute'],
   ])('passes a host that %s, and skips the clock', async (_what, how) => {
-    // A leaf per SNI from the test "Microsoft" root, as the echo origin serves.
-    const SNICallback = (name: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
-      pki.msIssuer.secureContextFor(name).then((ctx) => cb(null, ctx), (e: Error) => cb(e));
-    };
     const server: Server = how === 'no-date'
-      ? createHttpsServer({ SNICallback }, (_req, res) => {
+      ? createHttpsServer({ SNICallback: sni }, (_req, res) => {
         res.sendDate = false;
         res.end();
       })
-      : createTlsServer({ SNICallback }, () => undefined);
+      : createTlsServer({ SNICallback: sni }, () => undefined);
     const s = await listen(server);
     try {
       const checks = await runDoctor(configOf(upstreamTo(`127.0.0.1:${s.port}`, [API])), online({ hosts: [API], timeoutMs: 300 }));
@@ -415,6 +416,33 @@ describe('runDoctor network: DNS, TCP, TLS and clock by the proxy\'s outbound pa
     expect(c.message).toMatch(message);
     expect(c.message).toMatch(new RegExp(`${escape(API)}$`));
     expect(c.fix).toBe('synchronise this machine\'s clock (NTP): tokens and certificates are checked against it');
+  });
+
+  it('compares the clock with a host\'s Date when its answer arrives, not once slower hosts are done', async () => {
+    // `later` turns true once the doctor has closed the answering host's connection (it has read the
+    // Date); only then does the holding host let go, so the run ends after the clock moved 10 minutes.
+    let later = false;
+    let held: Socket | undefined;
+    const answering = createHttpsServer({ SNICallback: sni }, (_req, res) => res.end());
+    answering.on('secureConnection', (socket: Socket) => socket.once('close', () => {
+      later = true;
+      held?.destroy();
+    }));
+    const holding = createServer((socket) => {
+      held = socket;
+      if (later) socket.destroy();
+    });
+    const [a, h] = [await listen(answering), await listen(holding)];
+    try {
+      const config = configOf({ upstream: { ca: pki.msRootFile, resolve: { [`${API}:443`]: `127.0.0.1:${a.port}`, [`${GRAPH}:443`]: `127.0.0.1:${h.port}` } } });
+      const checks = await runDoctor(config, online({ hosts: [API, GRAPH], timeoutMs: 10_000, now: () => Date.now() + (later ? 600_000 : 0) }));
+      expect(named(checks, API).status).toBe('ok');
+      expect(named(checks, GRAPH).status).toBe('fail');
+      expect(named(checks, 'clock')).toMatchObject({ status: 'ok', fix: null });
+      expect(named(checks, 'clock').message).toMatch(new RegExp(`^[01] s (ahead of|behind) the Date of ${escape(API)}$`));
+    } finally {
+      await Promise.all([a.close(), h.close()]);
+    }
   });
 
   it('fails DNS for a host that resolves only to restricted addresses (the guard of the request path), and passes it when private destinations are allowed', async () => {
