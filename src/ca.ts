@@ -412,7 +412,7 @@ async function installCa(dir: string, certFile: string, keyFile: string, ca: CaM
 
 /**
  * Load the configured CA files, or the state directory's CA, creating it (0700 dir, 0600 key) on
- * first use unless `create` is false (doctor only looks).
+ * first use. With `create` false (doctor) it only looks: no file is created, completed, renamed or removed.
  */
 export async function loadOrCreateCa(opts: { certFile?: string; keyFile?: string; stateDir: string; permittedDomains: readonly string[]; create?: boolean }): Promise<LoadedCa> {
   if (opts.certFile !== undefined || opts.keyFile !== undefined) {
@@ -424,11 +424,16 @@ export async function loadOrCreateCa(opts: { certFile?: string; keyFile?: string
   }
   const certFile = path.join(opts.stateDir, CERT_NAME);
   const keyFile = path.join(opts.stateDir, KEY_NAME);
-  await recoverStateDir(opts.stateDir, certFile, keyFile);
+  // Only a caller that may create the CA completes or clears what an interrupted one left.
+  const onlyLook = opts.create === false;
+  if (!onlyLook) await recoverStateDir(opts.stateDir, certFile, keyFile);
   const [haveCert, haveKey] = await Promise.all([exists(certFile), exists(keyFile)]);
   if (haveCert && haveKey) return { ca: await loadCa(certFile, keyFile), certFile, keyFile, created: false };
   if (haveCert) {
     throw new CaError('CaUnreadable', `missing, but ${certFile} exists; restore it, or delete ${certFile} to create a new CA`, keyFile);
+  }
+  if (onlyLook && haveKey) {
+    throw new CaError('CaUnreadable', `missing, but its key ${keyFile} is there (an interrupted first start, or a deleted certificate); \`mde-partner-proxy ca init\` completes or replaces it`, certFile);
   }
   let setAside: string | undefined;
   if (haveKey) {

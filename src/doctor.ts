@@ -3,11 +3,13 @@
 // (upstream.resolve, the DNS guard, upstream.proxy and noProxy, the upstream trust store) and each
 // stage is bounded by a timeout, so the doctor never hangs. cli.ts prints the checks.
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { connect as netConnect, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { connect as tlsConnect, type SecureContext, type TLSSocket } from 'node:tls';
+import { isNativeError } from 'node:util/types';
 import { classifyHost } from './address.js';
-import { caPermits, loadOrCreateCa } from './ca.js';
+import { CaError, caPermits, loadOrCreateCa } from './ca.js';
 import { nameConstraintDomains } from './catalogue.js';
 import type { Config } from './config.js';
 import { guardedLookup } from './dns-guard.js';
@@ -56,6 +58,19 @@ function pemBodies(text: string): string[] {
   return (text.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((pem) => pem.replace(/-----[A-Z ]+-----|\s+/g, ''));
 }
 
+const ROTATE = 'rotate the CA with overlap (docs/operations.md): mde-partner-proxy ca init --force, then trust the new CA everywhere';
+
+/**
+ * What to do about a CA that does not load. Only a state directory without a CA certificate is
+ * fixed by a plain `ca init`: it loads (and so refuses) whatever CA is there.
+ */
+function caFix(config: Config, e: unknown): string {
+  if (config.ca.cert !== undefined) return 'check ca.cert and ca.key in the config';
+  if (!existsSync(join(config.stateDir, 'ca.pem'))) return 'mde-partner-proxy ca init';
+  if (e instanceof CaError && e.code === 'CaExpired') return ROTATE;
+  return 'restore the CA files from a backup, or replace them: mde-partner-proxy ca init --force, then trust the new CA everywhere';
+}
+
 /** The interception CA: present, within its validity, and allowed to sign for every enforced host. */
 async function checkCa(config: Config, now: number): Promise<{ checks: Check[]; caPem?: string; caFile?: string; bundleFile?: string }> {
   let loaded;
@@ -64,7 +79,7 @@ async function checkCa(config: Config, now: number): Promise<{ checks: Check[]; 
     loaded = await loadOrCreateCa({ stateDir: config.stateDir, permittedDomains: nameConstraintDomains(config.policy.catalogue), create: false,
       ...(config.ca.cert !== undefined ? { certFile: config.ca.cert, keyFile: config.ca.key } : {}) });
   } catch (e) {
-    return { checks: [check('interception CA', 'fail', (e as Error).message, config.ca.cert !== undefined ? 'check ca.cert and ca.key in the config' : 'mde-partner-proxy ca init')] };
+    return { checks: [check('interception CA', 'fail', (e as Error).message, caFix(config, e))] };
   }
   const checks = [check('interception CA', 'ok', loaded.certFile)];
   const cert = new X509Certificate(loaded.ca.certPem);
@@ -72,16 +87,16 @@ async function checkCa(config: Config, now: number): Promise<{ checks: Check[]; 
   const notAfter = Date.parse(cert.validTo);
   const daysLeft = Math.floor((notAfter - now) / DAY_MS);
   const until = new Date(notAfter).toISOString().slice(0, 10);
-  const rotate = 'rotate the CA with overlap (docs/operations.md): mde-partner-proxy ca init --force, then trust the new CA everywhere';
   if (now < notBefore) checks.push(check('CA validity', 'fail', `not valid before ${new Date(notBefore).toISOString()}`, 'check this machine\'s clock'));
-  else if (now >= notAfter) checks.push(check('CA validity', 'fail', `expired on ${until}`, rotate));
-  else if (daysLeft < EXPIRY_WARN_DAYS) checks.push(check('CA validity', 'warn', `expires on ${until}, in ${daysLeft} days`, rotate));
+  else if (now >= notAfter) checks.push(check('CA validity', 'fail', `expired on ${until}`, ROTATE));
+  else if (daysLeft < EXPIRY_WARN_DAYS) checks.push(check('CA validity', 'warn', `expires on ${until}, in ${daysLeft} days`, ROTATE));
   else checks.push(check('CA validity', 'ok', `valid until ${until} (${daysLeft} days)`));
-  const hosts = ['api.security.microsoft.com', ...config.policy.catalogue.extraHosts.map((x) => x.replace(/^\*\./, 'x.'))];
+  // Every enforced host of the configured clouds and extraHosts: each exact host, and a name below each '*.suffix' rule.
+  const hosts = [...doctorHosts(config), ...[...config.policy.catalogue.suffixes.keys()].map((suffix) => `x.${suffix}`)];
   const uncovered = hosts.filter((h) => !caPermits(loaded.ca.certPem, h));
   checks.push(uncovered.length === 0
-    ? check('CA name constraints', 'ok', `cover ${hosts.join(', ')}`)
-    : check('CA name constraints', 'fail', `do not cover ${uncovered.join(', ')} (CaHostNotPermitted)`, 'a CA from ca init covers the configured hosts: recreate it after adding extraHosts (docs/troubleshooting.md)'));
+    ? check('CA name constraints', 'ok', `cover every enforced host (${hosts.length} names under ${nameConstraintDomains(config.policy.catalogue).join(', ')})`)
+    : check('CA name constraints', 'fail', `do not cover ${uncovered.join(', ')} (CaHostNotPermitted)`, 'a CA from ca init covers the configured hosts: recreate it after changing clouds or extraHosts (docs/troubleshooting.md)'));
   return { checks, caPem: loaded.ca.certPem, caFile: loaded.certFile, bundleFile: `${config.stateDir}/ca-bundle.pem` };
 }
 
@@ -135,7 +150,8 @@ function within<T>(promise: Promise<T>, ms: number, what: string, onTimeout: () 
       resolve(v);
     }, (e: unknown) => {
       clearTimeout(timer);
-      reject(e instanceof Error ? e : new Error(String(e)));
+      // isNativeError, not instanceof: an error from another realm (a vm context) keeps its message and code.
+      reject(isNativeError(e) ? e : new Error(String(e)));
     });
   });
 }
@@ -190,8 +206,8 @@ const FIXES = {
   tls: 'a TLS-inspecting proxy on the way? add its root to upstream.ca (docs/troubleshooting.md)',
 } as const;
 
-/** DNS, TCP and TLS to one Microsoft host by the proxy's outbound path; the Date of its answer for the clock check. */
-async function checkHost(config: Config, host: string, context: SecureContext, userAgent: string, timeoutMs: number): Promise<{ check: Check; date?: string | undefined }> {
+/** DNS, TCP and TLS to one Microsoft host by the proxy's outbound path; the Date of its answer and this machine's clock when it arrived. */
+async function checkHost(config: Config, host: string, context: SecureContext, userAgent: string, timeoutMs: number, now: () => number): Promise<{ check: Check; date?: string | undefined; at?: number }> {
   const port = 443;
   const dest = resolveDestination(config.policy, host, port);
   const proxy = config.upstream.proxy !== undefined && !matchesNoProxy(config.upstream.noProxy, host) ? config.upstream.proxy : undefined;
@@ -218,7 +234,7 @@ async function checkHost(config: Config, host: string, context: SecureContext, u
     const issuer = secure.getPeerX509Certificate()?.issuer.split('\n').find((l) => l.startsWith('CN='))?.slice(3);
     done.push(`TLS ${secure.getProtocol() ?? ''}${issuer !== undefined ? ` (issuer ${issuer})` : ''}`);
     const date = await dateOf(secure, host, userAgent, timeoutMs).catch(() => undefined);
-    return { check: check(host, 'ok', done.join(', ')), date };
+    return { check: check(host, 'ok', done.join(', ')), date, at: now() };
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     const cause = err.code === 'EDESTDENIED' ? `${err.message} (the proxy refuses them)` : err.message;
@@ -247,17 +263,18 @@ export function doctorHosts(config: Config): string[] {
   return [...config.policy.catalogue.exact.keys()];
 }
 
-/** Network checks: each enforced host, then the clock against the first Date a host answered with. */
+/** Network checks: each enforced host, then the clock against the first Date a host answered with, as it stood when that answer arrived. */
 async function checkNetwork(config: Config, opts: DoctorOptions, now: () => number): Promise<Check[]> {
   if (opts.offline) return [check('network', 'skip', 'DNS, TCP, TLS and clock checks skipped (--offline)')];
   const hosts = opts.hosts !== undefined && opts.hosts.length > 0 ? opts.hosts : doctorHosts(config);
   const context = createUpstreamTrust(config.upstream.ca);
   const userAgent = config.policy.products[0]!.userAgent;
-  const results = await mapBounded(hosts, NETWORK_CONCURRENCY, (host) => checkHost(config, host, context, userAgent, opts.timeoutMs));
+  const results = await mapBounded(hosts, NETWORK_CONCURRENCY, (host) => checkHost(config, host, context, userAgent, opts.timeoutMs, now));
   const checks = results.map((r) => r.check);
-  const dated = results.map((r, i) => ({ host: hosts[i]!, date: r.date === undefined ? NaN : Date.parse(r.date) })).find((r) => !Number.isNaN(r.date));
+  const dated = results.map((r, i) => ({ host: hosts[i]!, date: r.date === undefined ? NaN : Date.parse(r.date), at: r.at ?? NaN })).find((r) => !Number.isNaN(r.date));
   if (dated === undefined) return [...checks, check('clock', 'skip', 'no host answered with a Date header')];
-  const skew = Math.round((now() - dated.date) / 1000);
+  // The clock as it stood when the Date arrived: slower hosts after it must not count as skew.
+  const skew = Math.round((dated.at - dated.date) / 1000);
   const text = `${Math.abs(skew)} s ${skew >= 0 ? 'ahead of' : 'behind'} the Date of ${dated.host}`;
   // Date has a resolution of one second, so a difference of a second or two is normal.
   checks.push(Math.abs(skew) > CLOCK_WARN_SECONDS

@@ -5,7 +5,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createServer as createHttpsServer } from 'node:https';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -603,93 +602,27 @@ describe('doctor', () => {
     for (const c of parsed.checks) expect(Object.keys(c)).toEqual(['name', 'status', 'message', 'fix']);
   });
 
-  it('fails a trust variable whose file lacks the CA and warns about one that holds only the CA, each with the fix', async () => {
-    const r = await cli(['doctor', '--state-dir', stateDir, '--user-agent', FABRIKAM_UA, '--offline'],
-      { REQUESTS_CA_BUNDLE: '/etc/ssl/certs/ca-certificates.crt', CURL_CA_BUNDLE: caFile });
-    expect(r.code).toBe(1);
-    expect(lineFor(r.stdout, 'REQUESTS_CA_BUNDLE')).toMatch(/^FAIL REQUESTS_CA_BUNDLE: \/etc\/ssl\/certs\/ca-certificates\.crt does not contain the interception CA .*\(fix: eval "\$\(mde-partner-proxy env\)" sets them all; or point it at .*ca-bundle\.pem\)$/);
-    expect(lineFor(r.stdout, 'CURL_CA_BUNDLE')).toMatch(/^WARN CURL_CA_BUNDLE: .* holds only the interception CA: tunnelled hosts .* \(fix: use ca-bundle\.pem/);
-  });
-
-  it('fails TLS to an origin whose certificate the upstream trust does not accept, naming the fix', async () => {
-    const config = doctorConfig(tmp('doctor-tls'), `127.0.0.1:${origin.port}`, [], false);
-    const r = await cli(['doctor', '--config', config, '--state-dir', stateDir, '--host', 'api.security.microsoft.com']);
-    expect(r.code).toBe(1);
-    expect(lineFor(r.stdout, 'api.security.microsoft.com')).toMatch(/^FAIL api\.security\.microsoft\.com: upstream\.resolve → .*, TCP, TLS failed: .*(certificate|issuer).*\(fix: .*upstream\.ca/);
-    expect(checkStatus(r.stdout, 'graph.microsoft.com')).toBeUndefined(); // --host limits the hosts
-  });
-
-  it('fails TCP to a closed port, and times out (never hangs) on a peer that accepts but never answers the TLS handshake', async () => {
+  it('passes --timeout and a comma-separated --host to the checks: a peer that never answers the handshake fails each host after that bound', async () => {
     const silent = createServer(() => undefined);
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    const closed = createServer();
-    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-    const closedPort = (closed.address() as AddressInfo).port;
-    await new Promise<void>((resolve) => closed.close(() => resolve()));
     try {
-      const refused = await cli(['doctor', '--config', doctorConfig(tmp('doctor-tcp'), `127.0.0.1:${closedPort}`), '--state-dir', stateDir, '--host', 'graph.microsoft.com']);
-      expect(refused.code).toBe(1);
-      expect(lineFor(refused.stdout, 'graph.microsoft.com')).toMatch(/^FAIL graph\.microsoft\.com: upstream\.resolve → .*, TCP failed: .*ECONNREFUSED.*\(fix: allow egress/);
       const hung = await cli(['doctor', '--config', doctorConfig(tmp('doctor-hang'), `127.0.0.1:${(silent.address() as AddressInfo).port}`), '--state-dir', stateDir,
         '--timeout', '300', '--host', 'api.security.microsoft.com,graph.microsoft.com']);
       expect(hung.code).toBe(1);
       for (const host of ['api.security.microsoft.com', 'graph.microsoft.com']) {
         expect(lineFor(hung.stdout, host)).toMatch(/, TCP, TLS failed: TLS handshake timed out after 300 ms \(fix: /);
       }
+      expect(hung.stdout.split('\n').filter((l) => /^\S+ +[a-z.-]+\.microsoft\.(com|us): /.test(l))).toHaveLength(2);
       expect(checkStatus(hung.stdout, 'clock')).toBe('--');
     } finally {
       silent.close();
     }
   });
 
-  it('goes through upstream.proxy when one is set: the upstream proxy is asked to CONNECT the resolved address', async () => {
-    const dir = tmp('doctor-proxy');
-    const outerConfig = join(dir, 'outer.yaml');
-    writeFileSync(outerConfig, ['version: 1', 'log:', '  level: info', 'access:', '  allowPrivateDestinations: true', `  connectPorts: [${origin.port}]`].join('\n'));
-    const outer = await startCli(['--config', outerConfig, '--state-dir', join(dir, 'outer-state'), '--listen', '127.0.0.1:0', '--admin', 'off', '--user-agent', EXAMPLE_UA]);
-    try {
-      const config = doctorConfig(dir, `127.0.0.1:${origin.port}`, [`  proxy: ${outer.proxyUrl}`]);
-      const r = await cli(['doctor', '--config', config, '--state-dir', stateDir, '--host', 'api.security.microsoft.com']);
-      expect(r.code).toBe(0);
-      expect(lineFor(r.stdout, 'api.security.microsoft.com')).toBe(`ok   api.security.microsoft.com: upstream.resolve → 127.0.0.1:${origin.port}, TCP through upstream proxy ${outer.proxyUrl.slice(7)}, TLS TLSv1.3 (issuer Test Microsoft Root)`);
-      const tunnels = await until(() => {
-        const t = logLines(outer.stdout()).filter((l) => l['event'] === 'tunnel' && l['action'] === 'tunnelled');
-        return t.length > 0 ? t : undefined;
-      }, () => `a tunnel line from the upstream proxy in\n${outer.stdout()}`);
-      expect(tunnels[0]).toMatchObject({ 'server.address': '127.0.0.1', 'server.port': origin.port });
-    } finally {
-      outer.child.kill('SIGKILL');
-    }
-  });
-
-  it('warns when the clock differs from the origin\'s Date by more than 60 s, and still exits 0', async () => {
-    const issuer = (await testPki()).msIssuer;
-    const skewed = createHttpsServer({ SNICallback: (name, cb) => void issuer.secureContextFor(name).then((ctx) => cb(null, ctx), (e: Error) => cb(e, undefined)) },
-      (_req, res) => {
-        res.setHeader('date', new Date(Date.now() - 2 * 3600_000).toUTCString());
-        res.end();
-      });
-    await new Promise<void>((resolve) => skewed.listen(0, '127.0.0.1', resolve));
-    try {
-      const config = doctorConfig(tmp('doctor-clock'), `127.0.0.1:${(skewed.address() as AddressInfo).port}`);
-      const r = await cli(['doctor', '--config', config, '--state-dir', stateDir, '--host', 'api.security.microsoft.com']);
-      expect(lineFor(r.stdout, 'clock')).toMatch(/^WARN clock: 720\d s ahead of the Date of api\.security\.microsoft\.com \(fix: synchronise this machine's clock/);
-      expect(r.code).toBe(0);
-    } finally {
-      skewed.closeAllConnections();
-      skewed.close();
-    }
-  });
-
-  it.each([
-    ['0.0.0.0:9464', 'WARN', /is reachable beyond this host and has no authentication .*\(fix: bind admin to 127\.0\.0\.1/],
-    ['127.0.0.1:9464', 'ok', /^ok {3}admin listener: 127\.0\.0\.1:9464 \(loopback only\)$/],
-    ['off', 'ok', /^ok {3}admin listener: off$/],
-  ])('reports an admin listener on %s as %s', async (admin, status, line) => {
-    const r = await cli(['doctor', '--state-dir', stateDir, '--user-agent', FABRIKAM_UA, '--offline', '--admin', admin]);
+  it('exits 0 when the only finding is a warning (an admin listener beyond loopback)', async () => {
+    const r = await cli(['doctor', '--state-dir', stateDir, '--user-agent', FABRIKAM_UA, '--offline', '--admin', '0.0.0.0:9464']);
+    expect(r.stdout.split('\n').filter((l) => /^(WARN|FAIL) /.test(l)).map((l) => l.slice(0, l.indexOf(':')))).toEqual(['WARN admin listener']);
     expect(r.code).toBe(0);
-    expect(checkStatus(r.stdout, 'admin listener')).toBe(status);
-    expect(lineFor(r.stdout, 'admin listener')).toMatch(line);
   });
 
   it('reports every configuration mistake as a failed check (exit 1, not a usage error)', async () => {
