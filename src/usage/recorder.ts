@@ -110,6 +110,25 @@ export interface RecorderOptions {
 /** Milliseconds between retention prunes. */
 export const PRUNE_INTERVAL_MS = HOUR_MS;
 
+/**
+ * A Map key made of parts joined with '|'. The last key is returned again when the parts are the
+ * same as last time (consecutive calls of one caller): V8 has then already flattened and hashed it,
+ * where a key built anew is flattened and hashed on every lookup.
+ */
+export function createKeyJoiner(): (...parts: (string | number)[]) => string {
+  let last: (string | number)[] = [];
+  let lastKey = '';
+  return (...parts) => {
+    let same = parts.length === last.length;
+    for (let i = 0; same && i < parts.length; i++) same = parts[i] === last[i];
+    if (!same) {
+      last = parts;
+      lastKey = parts.join('|');
+    }
+    return lastKey;
+  };
+}
+
 /** Creates the recorder; it opens the store in the background and retries on every flush until it opens. */
 export function createRecorder(opts: RecorderOptions): Recorder {
   const now = opts.now ?? Date.now;
@@ -124,6 +143,11 @@ export function createRecorder(opts: RecorderOptions): Recorder {
   let peaks = new Map<string, MutablePeak>();
   const windows: Lru<string, Tracked> = createLru(usage.maxTracked);
   const dirty = new Set<Tracked>();
+  const countKey = createKeyJoiner();
+  const callerKey = createKeyJoiner();
+  const windowKey = createKeyJoiner();
+  let lastUserAgent: string | undefined;
+  let lastFamily = userAgentFamily(undefined);
 
   // ---- counting (the request path) -------------------------------------------------------------
 
@@ -204,7 +228,7 @@ export function createRecorder(opts: RecorderOptions): Recorder {
 
   const countLimit = (e: ExchangeEvent, product: string, tenant: string, app: string, at: number, hour: number, throttled: boolean): void => {
     const group = limitGroup(e.api);
-    const key = `${product}|${tenant}|${app}|${group}`;
+    const key = windowKey(product, tenant, app, group);
     let t = windows.get(key);
     if (t === undefined) {
       t = { key, product, tenant, app, group, appName: '', window: createWindow(at), hour, peakMinute: 0, peakHour: 0, throttled: 0, maxRetryAfter: 0, dirty: false };
@@ -254,7 +278,7 @@ export function createRecorder(opts: RecorderOptions): Recorder {
     const throttled = e.status === 429;
     const error = !throttled && action !== 'rejected' && (e.status >= 500 || (e.error !== undefined && e.status !== 0));
     // The common case, a combination already counted this interval, allocates nothing.
-    const row = counts.get(`${hour}|${e.product}|${tenant}|${app}|${e.api}|${action}|${client}`);
+    const row = counts.get(countKey(hour, e.product, tenant, app, e.api, action, client));
     if (row !== undefined) {
       row.calls++;
       if (throttled) row.throttled++;
@@ -263,8 +287,12 @@ export function createRecorder(opts: RecorderOptions): Recorder {
       addCount(counts, { hour, product: e.product, tenant, app, api: e.api, action, client, calls: 1, throttled: throttled ? 1 : 0, errors: error ? 1 : 0 });
     }
     if (action !== 'compliant') {
-      const family = userAgentFamily(e.userAgent);
-      const caller = callers.get(`${e.product}|${family}|${client}`);
+      if (e.userAgent !== lastUserAgent) {
+        lastUserAgent = e.userAgent;
+        lastFamily = userAgentFamily(e.userAgent);
+      }
+      const family = lastFamily;
+      const caller = callers.get(callerKey(e.product, family, client));
       // A caller already counted this interval: count it in place (addCaller would build a row to merge).
       if (caller !== undefined) {
         caller.calls++;

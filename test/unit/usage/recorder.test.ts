@@ -4,7 +4,7 @@ import { Writable } from 'node:stream';
 import { createLogger } from '../../../src/logger.js';
 import type { ExchangeEvent } from '../../../src/events.js';
 import { buildConfig } from '../../../src/config.js';
-import { MAX_PENDING_COUNTS, createRecorder, type RecorderOptions } from '../../../src/usage/recorder.js';
+import { MAX_PENDING_COUNTS, createKeyJoiner, createRecorder, type RecorderOptions } from '../../../src/usage/recorder.js';
 import type { UsageConfig } from '../../../src/usage/usage-config.js';
 import type { UsageCount } from '../../../src/usage/store.js';
 import { createMemoryStore, type MemoryStore } from '../../helpers/memory-store.js';
@@ -215,4 +215,30 @@ describe('store faults', () => {
     await recorder.flush();
     expect(store.prunes).toBe(1);
   });
+});
+
+describe('createKeyJoiner', () => {
+  it('joins parts with | and hands back the same string while the parts repeat', () => {
+    const join = createKeyJoiner();
+    const first = join(1_764_633_600_000, 'cognito', 'unknown', 'unknown', 'machines');
+    expect(first).toBe('1764633600000|cognito|unknown|unknown|machines');
+    // Equal parts built anew (as each connection's address is) still reuse the key.
+    expect(join(1_764_633_600_000, 'cognito', ['unk', 'nown'].join(''), 'unknown', 'machines')).toBe(first);
+    expect(join(1_764_633_600_000, 'cognito', 'unknown', 'unknown', 'alerts')).toBe('1764633600000|cognito|unknown|unknown|alerts');
+    expect(join(1_764_633_600_000, 'cognito', 'unknown', 'unknown')).toBe('1764633600000|cognito|unknown|unknown');
+    expect(join('a|b', 'c')).toBe('a|b|c');
+    expect(join('a', 'b|c')).toBe('a|b|c');
+  });
+
+  it('counts each combination under its own row when callers interleave', async () => {
+    const { recorder, store } = setup();
+    const order = ['10.0.0.1', '10.0.0.1', '10.0.0.2', '10.0.0.1', '10.0.0.2', '10.0.0.2'];
+    for (const client of order) recorder.observer.exchangeEnd!(event({ client, userAgent: client.endsWith('1') ? 'curl/8.5' : 'python-requests/2.32' }));
+    recorder.observer.exchangeEnd!(event({ client: '10.0.0.1', api: 'alerts', userAgent: 'curl/8.5' }));
+    await recorder.flush();
+    const { rows } = totals(store);
+    expect(rows.map((r) => [r.client, r.api, r.calls]).sort()).toEqual([['10.0.0.1', 'alerts', 1], ['10.0.0.1', 'machines', 3], ['10.0.0.2', 'machines', 3]]);
+    expect(store.batches[0]!.callers.map((c) => [c.family, c.client, c.calls]).sort()).toEqual([['curl', '10.0.0.1', 4], ['python-requests', '10.0.0.2', 3]]);
+  });
+
 });
