@@ -119,17 +119,19 @@ export const noopObserver: ProxyObserver = Object.freeze({});
 const EVENT_NAMES = ['exchangeEnd', 'tunnelEnd', 'connectionOpen', 'connectionClose', 'connectionRefused', 'certificateIssued', 'upstreamError', 'configReload'] as const satisfies readonly (keyof ProxyObserver)[];
 
 type EventName = (typeof EVENT_NAMES)[number];
-type Handlers = Partial<Record<EventName, (...args: unknown[]) => void>>;
+/** Every event carries at most one argument, so wrappers pass one along (no rest array per event). */
+type Handler = (arg?: unknown) => void;
+type Handlers = Partial<Record<EventName, Handler>>;
 
 /** The observer's handlers, each bound to it and wrapped so that a fault in it is caught. */
 function guardedHandlers(observer: ProxyObserver): Handlers {
   const guarded: Handlers = {};
   for (const name of EVENT_NAMES) {
-    const fn = (observer[name] as ((...args: unknown[]) => void) | undefined)?.bind(observer);
+    const fn = (observer[name] as Handler | undefined)?.bind(observer);
     if (fn === undefined) continue;
-    guarded[name] = (...args: unknown[]): void => {
+    guarded[name] = (arg?: unknown): void => {
       try {
-        fn(...args);
+        fn(arg);
       } catch {
         // An observer fault loses one sample or one line; it never breaks the request path.
       }
@@ -155,7 +157,7 @@ export function combineObservers(...observers: ProxyObserver[]): ProxyObserver {
   const combined: Handlers = {};
   for (const name of EVENT_NAMES) {
     const fns = guarded.map((o) => o[name]).filter((fn) => fn !== undefined);
-    if (fns.length > 0) combined[name] = (...args: unknown[]): void => { for (const fn of fns) fn(...args); };
+    if (fns.length > 0) combined[name] = (arg?: unknown): void => { for (const fn of fns) fn(arg); };
   }
   guardedObservers.add(combined);
   return combined;
