@@ -149,8 +149,19 @@ export function createCatalogue(clouds: readonly Cloud[], extraHosts: readonly s
   });
 }
 
+/** The last host asked about, per catalogue: a request asks two or three times about the same host. */
+const lastKind = new WeakMap<Catalogue, { readonly host: string; readonly kind: HostKind }>();
+
 /** The kind of a host under this catalogue; token endpoints are 'token' whatever is selected. */
 export function hostKind(cat: Catalogue, host: string): HostKind {
+  const last = lastKind.get(cat);
+  if (last !== undefined && last.host === host) return last.kind;
+  const kind = kindOf(cat, host);
+  lastKind.set(cat, { host, kind });
+  return kind;
+}
+
+function kindOf(cat: Catalogue, host: string): HostKind {
   const h = normaliseHost(host);
   if (TOKEN_HOSTS.has(h)) return 'token';
   const kind = cat.exact.get(h);

@@ -398,3 +398,16 @@ describe('Graph paths that could be normalised into /security fail closed', () =
     expect(isEnforced(cat, 'graph.microsoft.com', path)).toBe(enforced);
   });
 });
+
+describe('hostKind asked again', () => {
+  it('answers each catalogue for itself when the same host alternates between them', () => {
+    const host = 'api.securitycenter.microsoft.us';
+    for (let i = 0; i < 3; i++) {
+      expect(hostKind(commercial, host)).toBe('other');
+      expect(hostKind(gccHigh, host)).toBe('api');
+      expect(hostKind(gccHigh, 'api.security.microsoft.com')).toBe('other');
+      expect(hostKind(commercial, 'API.Security.Microsoft.com.')).toBe('api');
+      expect(hostKind(commercial, 'api.security.microsoft.com')).toBe('api');
+    }
+  });
+});
