@@ -74,5 +74,5 @@ EXPOSE 3128 9464
 # distroless images have none): the proxy handles SIGTERM itself (drain, then exit 0) and SIGHUP
 # (reload). test/integration/package.test.ts keeps these flags equal to the shebang's.
 # No HEALTHCHECK: orchestrators probe /livez and /readyz on the admin port.
-ENTRYPOINT ["node", "--initial-old-space-size=64", "/app/dist/cli.js"]
+ENTRYPOINT ["node", "--initial-old-space-size=128", "/app/dist/cli.js"]
 CMD ["start"]

@@ -66,7 +66,7 @@ const proxyFlags = (root = ROOT) => [
 const BASELINE = process.env.BENCH_BASELINE ? process.env.BENCH_BASELINE.replace(/\/+$/, '') : undefined;
 /** The scenarios `profile` runs under --cpu-prof: BENCH_PROFILE=D,E, else A and B (the report's two). */
 const PROFILED = (process.env.BENCH_PROFILE ?? 'A,B').split(',').map((x) => x.trim()).filter(Boolean);
-const WATCHDOG_MS = (BASELINE ? 15 : 9.5) * 60_000;
+const WATCHDOG_MS = (BASELINE ? 25 : 9.5) * 60_000;
 const PARTNER_UA = 'MdePartner-Contoso-ContosoCognito/1.0.0';
 const CALLER_UA = 'python-requests/2.32.3';
 const API = 'api.security.microsoft.com';

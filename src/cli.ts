@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --initial-old-space-size=64
+#!/usr/bin/env -S node --initial-old-space-size=128
 // The command line: the only file that reads argv and the environment, prints usage or exits.
 // It owns SIGTERM (drain) and SIGHUP / config-file changes (reload).
 // The shebang gives V8 64 MiB of old space before its first full collection (only a limit: idle
