@@ -299,8 +299,8 @@ const STAGING = /^ca\.new\.(\d+)$/;
 /** Temporary files of earlier versions, which wrote each file beside its final name. */
 const STALE_TMP = /^ca(-key)?\.pem\.\d+\.[0-9a-f]+\.tmp$/;
 
-/** Whether another process with this pid runs; our own pid in a staging name is a previous run's (a restarted container is pid 1 again). */
-function running(pid: number): boolean {
+/** Whether another process with this pid runs; our own pid in a file name is a previous run's (a restarted container is pid 1 again). */
+export function running(pid: number): boolean {
   if (pid === process.pid) return false;
   try {
     process.kill(pid, 0);

@@ -1,7 +1,8 @@
 // What a client needs to use the proxy: the CA bundle to trust and the environment lines to set.
-import { mkdirSync, readFileSync, realpathSync, writeFileSync, renameSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { rootCertificates } from 'node:tls';
+import { running } from './ca.js';
 import type { Config } from './config.js';
 import { formatAuthority } from './target.js';
 
@@ -108,7 +109,18 @@ export function writeTrustBundle(stateDir: string, caCertPem: string, opts: Root
   const tmp = `${file}.${process.pid}.tmp`;
   writeFileSync(tmp, `# Public roots from ${roots.from}, then the mde-partner-proxy interception CA\n${roots.pem}\n${ca}\n`, { mode: 0o644 });
   renameSync(tmp, file);
+  removeStaleBundles(stateDir);
   return file;
+}
+
+const BUNDLE_TMP = /^ca-bundle\.pem\.(\d+)\.tmp$/;
+
+/** Removes the half-written bundles of processes killed between write and rename (a live writer's file is left alone). */
+function removeStaleBundles(stateDir: string): void {
+  for (const name of readdirSync(stateDir)) {
+    const m = BUNDLE_TMP.exec(name);
+    if (m !== null && !running(Number(m[1]))) rmSync(join(stateDir, name), { force: true });
+  }
 }
 
 /** Shell lines that point curl, Python, Node, Go, Java and others at the proxy and its CA. */

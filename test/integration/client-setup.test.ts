@@ -1,7 +1,7 @@
 // The client trust bundle: public roots found as OpenSSL finds them (SSL_CERT_FILE, then the
 // distribution bundles, then Node's own roots) plus the interception CA, never without public
 // roots. Real files in temporary directories; the roots are real certificates from the test PKI.
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { rootCertificates } from 'node:tls';
@@ -51,6 +51,18 @@ describe('findSystemRoots and writeTrustBundle', () => {
     expect(written.length).toBe(rootCertificates.length + 1);
     expect(written.slice(0, -1)).toEqual(rootCertificates.map((c) => c.trim()));
     expect(written.at(-1)).toBe(caPem.trim());
+  });
+
+  it('removes the half-written bundle of a writer killed before its rename, and leaves a running writer\'s alone', () => {
+    const state = join(tmp(), 'state');
+    mkdirSync(state);
+    // 4194305 is above Linux's largest pid_max, so no process has it; the parent process runs.
+    const dead = 'ca-bundle.pem.4194305.tmp';
+    const live = `ca-bundle.pem.${process.ppid}.tmp`;
+    writeFileSync(join(state, dead), 'partial');
+    writeFileSync(join(state, live), 'partial');
+    writeTrustBundle(state, caPem, { env: {}, paths: [], nodeRoots: [rootA] });
+    expect(readdirSync(state).sort()).toEqual(['ca-bundle.pem', live]);
   });
 
   it('never writes a bundle without public roots, and leaves an earlier bundle in place', () => {
