@@ -37,6 +37,10 @@ function resolveTarget(rt: Runtime, ctx: RequestContext, req: IncomingMessage): 
   if (fault !== undefined) {
     return refuse(fault.reason, new ProxyError(fault.code, fault.message, { headers: { connection: 'close' }, ...(fault.field !== undefined ? { target: fault.field } : {}) }));
   }
+  // RFC 9112 §3.2: an HTTP/1.1 request without Host is answered 400 (inside a tunnel, below: exactly one).
+  if (ctx.mode !== 'intercept' && req.httpVersionMinor >= 1 && countHeader(raw, 'host') === 0) {
+    return refuse('host-header-count', new ProxyError('BadRequest', 'An HTTP/1.1 request needs a Host header (RFC 9112 §3.2)'));
+  }
   if (ctx.origin === undefined) {
     const t = parseAbsoluteTarget(url);
     if (t === undefined) {

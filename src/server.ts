@@ -87,10 +87,11 @@ export function defaultMaxConnections(limitsText?: string): number {
 /**
  * node:http server options for client connections: keep-alive idle from `timeouts.idle`, the
  * request head bounded by `timeouts.headers` (408), no whole-request limit (long uploads and
- * slow API calls are bounded by the upstream timeouts), checked every second.
+ * slow API calls are bounded by the upstream timeouts), checked every second. A missing Host is
+ * refused by handleRequest, not by Node, whose bare 400 has neither the JSON body nor Proxy-Status.
  */
 export function serverOptions(t: Timeouts): ServerOptions {
-  return { keepAliveTimeout: t.idle, headersTimeout: t.headers, requestTimeout: 0, connectionsCheckingInterval: Math.min(1000, t.headers) };
+  return { keepAliveTimeout: t.idle, headersTimeout: t.headers, requestTimeout: 0, connectionsCheckingInterval: Math.min(1000, t.headers), requireHostHeader: false };
 }
 
 /**

@@ -3,7 +3,7 @@ import { request } from 'undici';
 import { ProxyAgent } from 'undici';
 import { headerValues, type Origin, type Received } from '../helpers/origin.js';
 import { startWithOrigins, type OriginsAndProxy, type TestProxy } from '../helpers/proxy.js';
-import { rawExchange, statusOf } from '../helpers/raw.js';
+import { jsonBodyOf, rawExchange, statusOf } from '../helpers/raw.js';
 import { run } from '../helpers/child.js';
 import { basicAuth } from '../helpers/auth.js';
 
@@ -149,5 +149,30 @@ describe('request framing (no smuggling)', () => {
       '', '0', '', ''].join('\r\n'));
     expect(statusOf(res)).toBe(400);
     expect(plainOrigin.received.length).toBe(seen);
+  });
+});
+
+describe('the Host header (RFC 9112 §3.2)', () => {
+  it.each([
+    ['the forward listener', 'forward', 'GET http://api.security.microsoft.com/api/alerts HTTP/1.1'],
+    ['a reverse route', 'reverse', 'GET /api/alerts HTTP/1.1'],
+  ])('answers an HTTP/1.1 request without Host on %s with 400 JSON and Proxy-Status, and reports it', async (_where, mode, line) => {
+    const seen = plainOrigin.received.length + setup.tlsOrigin.received.length;
+    const port = mode === 'forward' ? proxy.port : proxy.reversePorts[0]!;
+    const res = await rawExchange(port, `${line}\r\nUser-Agent: raw/1\r\nConnection: close\r\n\r\n`);
+    expect(statusOf(res)).toBe(400);
+    expect(res).toMatch(/^proxy-status: mde-partner-proxy; error=http_request_error/im);
+    expect(jsonBodyOf(res)).toMatchObject({ error: { code: 'BadRequest' } });
+    const e = await proxy.recorder.waitForExchange((x) => x.mode === mode && x.reason === 'host-header-count');
+    expect(e).toMatchObject({ status: 400, error: 'BadRequest' });
+    expect(plainOrigin.received.length + setup.tlsOrigin.received.length).toBe(seen);
+  });
+
+  it('forwards an HTTP/1.0 absolute-form request without Host', async () => {
+    const res = await rawExchange(proxy.port, 'GET http://api.security.microsoft.com/api/alerts HTTP/1.0\r\nUser-Agent: raw/1\r\n\r\n');
+    expect(statusOf(res)).toBe(200);
+    const echo = JSON.parse(res.slice(res.indexOf('\r\n\r\n') + 4)) as Received;
+    expect(headerValues(echo.rawHeaders, 'host')).toEqual(['api.security.microsoft.com']);
+    expect(headerValues(echo.rawHeaders, 'user-agent')).toEqual([PARTNER_UA]);
   });
 });

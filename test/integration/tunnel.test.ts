@@ -114,6 +114,19 @@ describe('interception', () => {
     expect(origin.received.length).toBe(seen);
   });
 
+  it('answers an HTTP/1.1 request without Host inside a tunnel with 400 JSON and Proxy-Status, and reports it', async () => {
+    const seen = origin.received.length;
+    const { socket } = await openTunnel(proxy.port, 'CONNECT api.security.microsoft.com:443 HTTP/1.1\r\n\r\n');
+    const tls = await tlsOver(socket, { servername: 'api.security.microsoft.com', ca: proxy.caPem });
+    const res = await requestOver(tls, 'GET /api/alerts HTTP/1.1\r\nUser-Agent: raw/1\r\nConnection: close\r\n\r\n');
+    expect(statusOf(res)).toBe(400);
+    expect(res).toMatch(/^proxy-status: mde-partner-proxy; error=http_request_error/im);
+    expect(jsonBodyOf(res)).toMatchObject({ error: { code: 'BadRequest' } });
+    const e = await proxy.recorder.waitForExchange((x) => x.mode === 'intercept' && x.reason === 'host-header-count');
+    expect(e).toMatchObject({ status: 400, error: 'BadRequest' });
+    expect(origin.received.length).toBe(seen);
+  });
+
   it('refuses a CONNECT inside an intercepted connection', async () => {
     const { socket } = await openTunnel(proxy.port, 'CONNECT api.security.microsoft.com:443 HTTP/1.1\r\n\r\n');
     const tls = await tlsOver(socket, { servername: 'api.security.microsoft.com', ca: proxy.caPem });
