@@ -49,7 +49,7 @@ export const FIELD_DOCS: Readonly<Record<string, FieldDoc>> = {
   'upstream.resolve': { text: '`"host:port": "address:port"`: where an outbound connection to `host:port` really goes (intercepted, plain and tunnelled traffic), applied before `upstream.proxy`. A destination named here may be a private address. For private endpoints and tests.' },
   reverse: { text: 'Reverse routes: plain HTTP in, HTTPS out to one fixed origin, bound to one product.' },
   'reverse[].listen': { default: 'required', text: '`host:port` of the plain-HTTP listener.' },
-  'reverse[].upstream': { default: 'required', text: 'An `https://` origin without a path.' },
+  'reverse[].upstream': { default: 'required', text: 'An `https://` origin without a path, on a host the catalogue enforces (of `clouds` or `extraHosts`).' },
   'reverse[].product': { default: 'the first product', text: 'A `products[].id`.' },
   timeouts: { text: 'All in milliseconds, integers from 1 to 86400000.' },
   'timeouts.connect': { default: '`10000`', text: 'To open a connection to the upstream or to `upstream.proxy`; then 504.' },

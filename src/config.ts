@@ -5,7 +5,7 @@ import { homedir } from 'node:os';
 import { join, resolve as resolvePath, dirname } from 'node:path';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { CLOUDS, createCatalogue, isTokenHost, normaliseHostPattern, type Cloud } from './catalogue.js';
+import { CLOUDS, createCatalogue, hostKind, isTokenHost, normaliseHostPattern, type Catalogue, type Cloud } from './catalogue.js';
 import { LOG_LEVELS, type LogLevel } from './logger.js';
 import { OTHER_HOSTS, POLICY_MODES, REWRITE_STYLES, createProduct, type Policy, type PolicyMode, type Product } from './policy.js';
 import { parseAbsoluteTarget, parseAuthority, formatAuthority, type Authority } from './target.js';
@@ -289,17 +289,25 @@ function buildResolve(raw: RawConfig['upstream']['resolve'], ctx: BuildContext):
   return resolve;
 }
 
-/** Reverse routes, each bound to its product (the first product when it names none). */
-function buildReverse(raw: RawConfig['reverse'], products: readonly Product[], ctx: BuildContext): ReverseRoute[] {
+/**
+ * Reverse routes, each bound to its product (the first product when it names none). The upstream
+ * must be a host the catalogue enforces: on any other the policy would silently never apply.
+ */
+function buildReverse(raw: RawConfig['reverse'], products: readonly Product[], catalogue: Catalogue, ctx: BuildContext): ReverseRoute[] {
   const byId = new Map(products.map((p) => [p.id, p]));
   return raw.flatMap((r, i): ReverseRoute[] => {
     const target = parseAbsoluteTarget(r.upstream);
     const upstreamOk = target !== undefined && target.scheme === 'https' && (target.path === '/' || target.path === '');
     if (!upstreamOk) ctx.problem(`reverse[${i}].upstream`, `must be an https:// origin without a path, got ${JSON.stringify(r.upstream)}`);
+    const kind = upstreamOk ? hostKind(catalogue, target.host) : undefined;
+    const enforced = kind === 'api' || kind === 'graph';
+    if (upstreamOk && !enforced) {
+      ctx.problem(`reverse[${i}].upstream`, `${target.host} is not a Microsoft security API host of clouds [${catalogue.clouds.join(', ')}] or extraHosts, so the policy would never apply to this route`);
+    }
     const product = r.product === undefined ? products[0] : byId.get(r.product);
     if (product === undefined) ctx.problem(`reverse[${i}].product`, `no product with id ${JSON.stringify(r.product)}`);
     const listen = ctx.attempt(() => parseListen(r.listen, `reverse[${i}].listen`), undefined);
-    if (!upstreamOk || target === undefined || product === undefined || listen === undefined) return [];
+    if (!upstreamOk || !enforced || target === undefined || product === undefined || listen === undefined) return [];
     return [{ listen, upstream: { host: target.host, port: target.port }, product }];
   });
 }
@@ -404,14 +412,15 @@ export function buildConfig(doc: unknown, opts: { source: string; baseDir: strin
   const raw = parseRaw(doc);
   const { products, exampleIdentity } = attempt(() => buildProducts(raw, ctx), { products: [createProduct('default', parseIdentityString(EXAMPLE_USER_AGENT)!)], exampleIdentity: true });
   const resolve = buildResolve(raw.upstream.resolve, ctx);
-  const reverse = buildReverse(raw.reverse, products, ctx);
+  const catalogue = createCatalogue(raw.clouds, raw.extraHosts);
+  const reverse = buildReverse(raw.reverse, products, catalogue, ctx);
   const upstream = buildUpstream(raw.upstream, ctx);
   const mode = buildMode(raw, ctx);
   const log = buildLog(raw, ctx);
   const policy: Policy = Object.freeze({
     mode,
     rewrite: raw.policy.rewrite,
-    catalogue: createCatalogue(raw.clouds, raw.extraHosts),
+    catalogue,
     otherHosts: raw.otherHosts,
     products: Object.freeze(products),
     defaultProduct: products.some((p) => p.credentials !== undefined) ? undefined : products[0],

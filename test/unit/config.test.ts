@@ -44,6 +44,9 @@ describe('invalid configs name the field', () => {
     ['a reverse listener on port 70000', { version: 1, products: [product], reverse: [{ listen: '127.0.0.1:70000', upstream: 'https://api.security.microsoft.com' }] }, 'reverse[0].listen'],
     ['a non-http upstream proxy', { version: 1, upstream: { proxy: 'socks5://p:1080' } }, 'upstream.proxy'],
     ['a reverse route to http', { version: 1, products: [product], reverse: [{ listen: '127.0.0.1:8443', upstream: 'http://api.security.microsoft.com', product: 'cognito' }] }, 'reverse[0].upstream'],
+    ['a reverse route to a host outside the catalogue', { version: 1, products: [product], reverse: [{ listen: '127.0.0.1:8443', upstream: 'https://www.example.org' }] }, 'reverse[0].upstream'],
+    ['a reverse route to a government host with the commercial cloud', { version: 1, products: [product], reverse: [{ listen: '127.0.0.1:8443', upstream: 'https://api-gov.securitycenter.microsoft.us' }] }, 'reverse[0].upstream'],
+    ['a reverse route to a token endpoint', { version: 1, products: [product], reverse: [{ listen: '127.0.0.1:8443', upstream: 'https://login.microsoftonline.com' }] }, 'reverse[0].upstream'],
     ['a reverse route to an unknown product', { version: 1, products: [product], reverse: [{ listen: '127.0.0.1:8443', upstream: 'https://api.security.microsoft.com', product: 'nope' }] }, 'reverse[0].product'],
     ['a negative timeout', { version: 1, timeouts: { connect: -1 } }, 'timeouts.connect'],
     ['a bad CIDR', { version: 1, access: { allowedClients: ['everyone'] } }, 'access.allowedClients[0]'],
@@ -160,6 +163,15 @@ describe('valid configs', () => {
   ] as const)('compiles access.allowedClients once: %s', (_name, allowedClients, checks) => {
     const c = build({ version: 1, ...(allowedClients ? { access: { allowedClients } } : {}) });
     expect(checks.map(([addr, family]) => [addr, family, c.clientAllowList.check(addr, family)])).toEqual(checks);
+  });
+
+  it.each([
+    ['a government host with its cloud', { clouds: ['gcc-high'] }, 'https://api-gov.securitycenter.microsoft.us', 'api-gov.securitycenter.microsoft.us'],
+    ['a Graph host', {}, 'https://graph.microsoft.com', 'graph.microsoft.com'],
+    ['an extra host', { extraHosts: ['api.partner-gateway.example'] }, 'https://api.partner-gateway.example:8443', 'api.partner-gateway.example'],
+  ])('accepts a reverse route to %s', (_name, doc, upstream, host) => {
+    const c = build({ version: 1, products: [product], ...doc, reverse: [{ listen: '127.0.0.1:8443', upstream }] });
+    expect(c.reverse[0]!.upstream.host).toBe(host);
   });
 
   it('normalises upstream.resolve keys and values', () => {
