@@ -38,6 +38,9 @@ const ISO = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]
 /** Parses an ISO 8601 date (UTC midnight) or date-time with Z or an offset; undefined when it is not one. */
 export function parseIsoTime(value: string): number | undefined {
   if (!ISO.test(value)) return undefined;
+  // Date.parse takes any day up to 31 and rolls it over (2026-06-31 is July 1): a day the month lacks is refused.
+  const day = Date.parse(`${value.slice(0, 10)}T00:00:00Z`);
+  if (Number.isNaN(day) || new Date(day).toISOString().slice(0, 10) !== value.slice(0, 10)) return undefined;
   const ms = Date.parse(value.length === 10 ? `${value}T00:00:00Z` : value);
   return Number.isNaN(ms) ? undefined : ms;
 }

@@ -24,6 +24,7 @@ afterAll(async () => {
 it.each([
   ['?from=yesterday', 'ok', 400, 'BadRequest', 'from'],
   ['?from=2026-12-01&to=2026-11-01', 'ok', 400, 'BadRequest', 'from'],
+  ['?to=2026-02-30', 'ok', 400, 'BadRequest', 'to'],
   ['?format=pdf', 'ok', 400, 'BadRequest', 'format'],
   ['?format=json&format=csv', 'ok', 400, 'BadRequest', 'format'],
   ['?colour=blue', 'ok', 400, 'BadRequest', 'colour'],

@@ -32,6 +32,7 @@ describe('parseUsageQuery', () => {
     ['2026-12-01T10:00Z', Date.UTC(2026, 11, 1, 10)],
     ['2026-12-01T12:00:00+02:00', Date.UTC(2026, 11, 1, 10)],
     ['2026-12-01T10:00:00.500Z', Date.UTC(2026, 11, 1, 10) + 500],
+    ['2028-02-29', Date.UTC(2028, 1, 29)],
   ])('reads %s', (value, ms) => {
     expect(parseIsoTime(value)).toBe(ms);
   });
@@ -43,6 +44,8 @@ describe('parseUsageQuery', () => {
     ['from=yesterday', 'from'],
     ['from=2026-12-01T10:00:00', 'from'], // no zone: ambiguous
     ['from=2026-13-45', 'from'],
+    ['from=2026-06-31', 'from'], // no such day: not July 1
+    ['to=2025-02-29T10:00:00Z', 'to'], // 2025 is no leap year
     ['to=1764633600', 'to'],
     ['from=2026-12-02&to=2026-12-01', 'from'],
     ['from=2020-01-01&to=2026-12-01', 'from'],
