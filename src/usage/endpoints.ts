@@ -45,6 +45,8 @@ export function parseIsoTime(value: string): number | undefined {
   return Number.isNaN(ms) ? undefined : ms;
 }
 
+const OFFSET_AFTER_SPACE = /(?<=T[\d:.]+) (\d{2}:\d{2})$/;
+
 /** Checks the query string of /usage (allowBy) or /usage/limits and /usage/callers (no `by`). */
 export function parseUsageQuery(params: URLSearchParams, nowMs: number, allowBy: boolean): ParsedQuery {
   const allowed = new Set(['from', 'to', 'format', 'limit', ...(allowBy ? ['by'] : [])]);
@@ -57,7 +59,8 @@ export function parseUsageQuery(params: URLSearchParams, nowMs: number, allowBy:
   const time = (name: 'from' | 'to', fallback: number): number => {
     const v = params.get(name);
     if (v === null) return fallback;
-    const ms = parseIsoTime(v);
+    // An offset's unencoded `+` arrives as a space (form encoding): `T12:00:00 02:00` is read as +02:00.
+    const ms = parseIsoTime(v.replace(OFFSET_AFTER_SPACE, '+$1'));
     if (ms === undefined) throw new QueryError(name, 'must be an ISO 8601 date (2026-12-01) or date-time with a zone (2026-12-01T10:00:00Z)');
     return ms;
   };

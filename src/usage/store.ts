@@ -133,7 +133,7 @@ export interface Retention {
 
 /** The store behind the recorder, the usage endpoints and the report. */
 export interface UsageStore {
-  /** 'sqlite' | 'postgres'; for logs and /healthz. */
+  /** 'sqlite' | 'postgres'; named in the report's source and its error messages. */
   readonly kind: string;
   /** Opens the store and applies pending schema migrations. Rejects when the store cannot be used now. */
   open(): Promise<void>;

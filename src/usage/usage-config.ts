@@ -97,7 +97,7 @@ export function buildUsageConfig(raw: z.infer<typeof usageSchema>, opts: { state
   });
 }
 
-/** The store spec with any password in a PostgreSQL URL replaced, for `config check`, logs and /healthz. */
+/** The store spec with any password in a PostgreSQL URL replaced, for `config check` and logs (a reload compares it to see whether the store changed). */
 export function describeStore(store: StoreSpec): string {
   if (store.kind === 'none') return 'none';
   if (store.kind === 'sqlite') return store.file;

@@ -59,6 +59,12 @@ describe('parseUsageQuery', () => {
     expect(bad(query)).toBe(parameter);
   });
 
+  it('reads an offset whose + arrived unencoded (a space after form decoding) as +', () => {
+    expect(q('from=2026-12-01T12:00:00+02:00&to=2026-12-02').from).toBe(Date.UTC(2026, 11, 1, 10));
+    expect(q('from=2026-12-01T12:00:00%2B02:00&to=2026-12-02').from).toBe(Date.UTC(2026, 11, 1, 10));
+    expect(bad('from=2026-12-01 02:00&to=2026-12-02')).toBe('from'); // a date, then a space: not a time
+  });
+
   it('/usage/limits takes no by', () => {
     expect(bad('by=product', false)).toBe('by');
   });
