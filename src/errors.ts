@@ -25,6 +25,7 @@ export const ERRORS = {
   InternalError: { status: 500, proxyStatus: 'proxy_internal_error' },
   CaHostNotPermitted: { status: 500, proxyStatus: 'proxy_internal_error' },
   HttpVersionNotSupported: { status: 505, proxyStatus: 'http_protocol_error' },
+  ExpectationFailed: { status: 417, proxyStatus: 'http_request_error' },
 } as const satisfies Record<string, { status: number; proxyStatus: string }>;
 
 export type ErrorCode = keyof typeof ERRORS;

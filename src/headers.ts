@@ -87,8 +87,8 @@ export function buildResponseHeaders(raw: readonly (Buffer | string)[]): string[
 
 /** Why a request head is refused before anything is forwarded: a stable error code, a fixed reason, the caller's message and the field at fault. */
 export interface HeadFault {
-  readonly code: 'RequestHeaderFieldsTooLarge' | 'HttpVersionNotSupported' | 'BadRequest';
-  readonly reason: 'too-many-header-fields' | 'http-version' | 'underscore-field-name' | 'chunked-content-encoding';
+  readonly code: 'RequestHeaderFieldsTooLarge' | 'HttpVersionNotSupported' | 'BadRequest' | 'ExpectationFailed';
+  readonly reason: 'too-many-header-fields' | 'http-version' | 'underscore-field-name' | 'chunked-content-encoding' | 'expectation-failed';
   readonly message: string;
   readonly field?: string;
 }
@@ -119,6 +119,11 @@ export function decideHead(raw: readonly string[], versionMajor: number, maxFiel
     if (name.includes('_') && UNDERSCORE_CONFUSABLE.has(name.toLowerCase().replace(/_/g, '-'))) {
       return { code: 'BadRequest', reason: 'underscore-field-name', field: name,
         message: `The field name ${name} would read as ${name.replace(/_/g, '-')} to some servers; send it with '-' or not at all` };
+    }
+    // RFC 9110 §10.1.1: 100-continue is the only expectation; the proxy cannot meet another.
+    if (name.length === 6 && name.toLowerCase() === 'expect' && raw[i + 1]!.trim().toLowerCase() !== '100-continue') {
+      return { code: 'ExpectationFailed', reason: 'expectation-failed', field: name,
+        message: `Expect: ${raw[i + 1]!.slice(0, 64)} cannot be met; 100-continue is the only expectation (RFC 9110 §10.1.1)` };
     }
     if (name.length === 16 && name.toLowerCase() === 'content-encoding' && raw[i + 1]!.split(',').some((c) => c.trim().toLowerCase() === 'chunked')) {
       return { code: 'BadRequest', reason: 'chunked-content-encoding', field: name,

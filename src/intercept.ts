@@ -78,11 +78,14 @@ export function createInterceptor(opts: {
 }): Interceptor {
   const contexts = new WeakMap<object, RequestContext>();
   const { server } = opts;
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  const serve = (req: IncomingMessage, res: ServerResponse): void => {
     const ctx = contexts.get(req.socket);
     if (ctx === undefined) return void res.destroy();
     opts.onRequest(ctx, req, res);
-  });
+  };
+  server.on('request', serve);
+  // An Expect other than 100-continue comes here instead of 'request'; handleRequest answers it (417).
+  server.on('checkExpectation', serve);
   // This server never listens: connections arrive by emit('connection'). Node starts its connection
   // tracking on 'listening', and that tracking is what enforces headersTimeout (slowloris) and what
   // closeIdleConnections/closeAllConnections walk, so start it by hand.

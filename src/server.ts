@@ -211,11 +211,14 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
   const denied = new WeakSet<object>();
   const connectSockets = new Set<Duplex>();
   const makeServer = (onRequest: (req: IncomingMessage, res: ServerResponse) => void): Server => {
-    const server = createServer(serverOptions(config.timeouts), (req, res) => {
+    const serve = (req: IncomingMessage, res: ServerResponse): void => {
       if (denied.has(req.socket)) return void req.socket.destroy();
       track(res);
       onRequest(req, res);
-    });
+    };
+    const server = createServer(serverOptions(config.timeouts), serve);
+    // An Expect other than 100-continue comes here instead of 'request'; handleRequest answers it (417).
+    server.on('checkExpectation', serve);
     // Past maxConnections Node closes a new connection at once and emits 'drop' (nothing is read from it).
     server.maxConnections = maxConnections;
     let full = false;

@@ -35,6 +35,17 @@ describe('HTTP versions', () => {
   });
 });
 
+describe('Expect', () => {
+  it.each<Path>(['forward', 'intercept', 'reverse'])('answers an Expect other than 100-continue with 417, the JSON body and Proxy-Status, forwarding nothing (%s)', async (path) => {
+    const before = received();
+    const res = await send(path, (t) => `POST ${t} HTTP/1.1\r\nHost: api.security.microsoft.com\r\nExpect: 200-ok\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`);
+    expect(statusOf(res)).toBe(417);
+    expect(jsonBodyOf(res)).toMatchObject({ error: { code: 'ExpectationFailed', target: 'Expect' } });
+    expect(res).toMatch(/\r\nproxy-status: mde-partner-proxy; error=http_request_error/i);
+    expect(received()).toBe(before);
+  });
+});
+
 describe('CONNECT on a reverse route', () => {
   it('answers 405 with Allow and the JSON body', async () => {
     const res = await rawExchange(proxy.reversePorts[0]!, 'CONNECT api.security.microsoft.com:443 HTTP/1.1\r\nHost: api.security.microsoft.com:443\r\n\r\n');

@@ -54,6 +54,9 @@ describe('decideHead', () => {
     ['Content-Encoding: chunked', ['Content-Encoding', 'chunked'], 1, 'chunked-content-encoding'],
     ['chunked among content codings', ['content-encoding', 'gzip , Chunked'], 1, 'chunked-content-encoding'],
     ['Content-Encoding: gzip', ['Content-Encoding', 'gzip'], 1, undefined],
+    ['Expect: 100-continue in any case', ['Expect', ' 100-Continue'], 1, undefined],
+    ['Expect: something else', ['expect', '200-ok'], 1, 'expectation-failed'],
+    ['an empty Expect', ['Expect', ''], 1, 'expectation-failed'],
   ] as const)('%s → %s', (_name, raw, major, reason) => {
     expect(decideHead(raw, major, 10)?.reason).toBe(reason);
   });
