@@ -54,13 +54,30 @@ function overridesOf(args: CommonArgs): ConfigOverrides {
   };
 }
 
+/**
+ * Where a config fault's value was set: an option path (`--listen`) whose value came from its
+ * MDE_PARTNER_PROXY_* variable, not from the command line, is named by the variable.
+ */
+export function whereSet(path: string, argv: readonly string[], env: NodeJS.ProcessEnv): string {
+  const name = path.startsWith('--') ? path.slice(2) : undefined;
+  if (name === undefined || !(name in COMMON_OPTIONS)) return path;
+  const alias = (COMMON_OPTIONS as Record<string, OptionSpec>)[name]!.alias;
+  if (argv.some((a) => a === path || a.startsWith(`${path}=`) || (alias !== undefined && a === `-${alias}`))) return path;
+  const variable = envVariable(name);
+  return env[variable] === undefined || env[variable] === '' ? path : `${variable} (${path})`;
+}
+
+/** A ConfigError's faults, each path named as the user set it (whereSet). */
+const faultsOf = (e: ConfigError): { path: string; message: string }[] =>
+  e.all.map((f) => ({ path: whereSet(f.path, process.argv.slice(2), process.env), message: f.message }));
+
 /** Loads the config or exits 2 naming each faulty field, one line each. */
 function configFrom(args: CommonArgs): Config {
   try {
     return loadConfig(args.config, overridesOf(args));
   } catch (e) {
     if (e instanceof ConfigError) {
-      for (const problem of e.all) err(`mde-partner-proxy: invalid configuration: ${problem.path}: ${problem.message}`);
+      for (const problem of faultsOf(e)) err(`mde-partner-proxy: invalid configuration: ${problem.path}: ${problem.message}`);
       process.exit(2);
     }
     throw e;
@@ -145,8 +162,8 @@ function configCheck(file: string, args: CommonArgs & { offline?: boolean; json?
     config = loadConfig(file, overridesOf(args), process.env, { offline: args.offline === true });
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    if (args.json === true) out(JSON.stringify({ valid: false, file, errors: e.all }));
-    else for (const problem of e.all) err(`mde-partner-proxy: invalid configuration: ${problem.path}: ${problem.message}`);
+    if (args.json === true) out(JSON.stringify({ valid: false, file, errors: faultsOf(e) }));
+    else for (const problem of faultsOf(e)) err(`mde-partner-proxy: invalid configuration: ${problem.path}: ${problem.message}`);
     process.exit(2);
   }
   const normalised = normaliseConfig(config);
@@ -223,7 +240,7 @@ async function doctor(args: DoctorArgs): Promise<void> {
     config = loadConfig(args.config, overridesOf(args));
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
-    for (const problem of e.all) checks.push({ name: 'configuration', status: 'fail', message: `${problem.path}: ${problem.message}`, fix: `mde-partner-proxy config check ${args.config ?? ''} lists every problem with its path`.replace('  ', ' ') });
+    for (const problem of faultsOf(e)) checks.push({ name: 'configuration', status: 'fail', message: `${problem.path}: ${problem.message}`, fix: `mde-partner-proxy config check ${args.config ?? ''} lists every problem with its path`.replace('  ', ' ') });
   }
   if (config !== undefined) checks.push(...await runDoctor(config, { env: process.env, offline: args.offline === true, timeoutMs, hosts }));
   const ok = checks.every((c) => c.status !== 'fail');

@@ -174,7 +174,7 @@ describe('configuration errors', () => {
   it('refuses the same value from MDE_PARTNER_PROXY_USER_AGENT', async () => {
     const r = await cli(['start', '--state-dir', tmp('ua'), '--listen', '127.0.0.1:0', '--admin', 'off'], { MDE_PARTNER_PROXY_USER_AGENT: `${EXAMPLE_UA}\nX-Evil: 1` });
     expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/--user-agent: /);
+    expect(r.stderr).toMatch(/invalid configuration: MDE_PARTNER_PROXY_USER_AGENT \(--user-agent\): /);
   });
 });
 
@@ -347,6 +347,16 @@ describe('config check', () => {
     const parsed = JSON.parse(json.stdout) as { valid: boolean; errors: { path: string; message: string }[] };
     expect(parsed.valid).toBe(false);
     expect(parsed.errors.map((e) => e.path).sort()).toEqual(paths.sort());
+  });
+
+  it('names the MDE_PARTNER_PROXY_* variable a bad option value came from, and the option when it came from the command line', async () => {
+    const file = join(tmp('env-fault'), 'config.yaml');
+    writeFileSync(file, 'version: 1\n');
+    const fromEnv = await cli(['config', 'check', file], { MDE_PARTNER_PROXY_LISTEN: 'nowhere' });
+    expect(fromEnv.code).toBe(2);
+    expect(fromEnv.stderr).toMatch(/^mde-partner-proxy: invalid configuration: MDE_PARTNER_PROXY_LISTEN \(--listen\): /m);
+    const fromArgv = await cli(['config', 'check', file, '--listen', 'nowhere'], { MDE_PARTNER_PROXY_LISTEN: '127.0.0.1:3128' });
+    expect(fromArgv.stderr).toMatch(/^mde-partner-proxy: invalid configuration: --listen: /m);
   });
 
   it('reports every mistake found after the schema pass too: eight semantic mistakes, eight errors with their paths', async () => {

@@ -1,6 +1,6 @@
 // The `start` fast path of the command line: node:util parses the plain forms, and everything else
 // is left to yargs (undefined), which owns usage text and error messages.
-import { KNOWN_VARIABLES, commandWords, likelyMeant, startArgs, unknownVariables } from '../../src/cli.js';
+import { KNOWN_VARIABLES, commandWords, likelyMeant, startArgs, unknownVariables, whereSet } from '../../src/cli.js';
 
 const UA = 'MdePartner-Fabrikam-Sentinel/2.1.0';
 
@@ -37,6 +37,23 @@ describe('startArgs', () => {
     ['a stray MDE_PARTNER_PROXY_* variable (refused there)', ['start'], { MDE_PARTNER_PROXY_SERVICE_HOST: '10.0.0.1' }],
   ])('leaves %s to yargs', (_what, argv, env) => {
     expect(startArgs(argv, env)).toBeUndefined();
+  });
+});
+
+describe('whereSet', () => {
+  const env = { MDE_PARTNER_PROXY_LISTEN: 'nowhere', MDE_PARTNER_PROXY_CONFIG: '/etc/p.yaml', MDE_PARTNER_PROXY_MODE: '' };
+  it.each<[string, string[], string]>([
+    ['--listen', [], 'MDE_PARTNER_PROXY_LISTEN (--listen)'],
+    ['--listen', ['start', '--listen', 'x'], '--listen'],
+    ['--listen', ['start', '--listen=x'], '--listen'],
+    ['--mode', [], '--mode'], // an empty variable is not read
+    ['--user-agent', [], '--user-agent'], // no variable set
+    ['--config', ['-c', '/x.yaml'], '--config'], // the alias on the command line
+    ['--config', [], 'MDE_PARTNER_PROXY_CONFIG (--config)'],
+    ['listen', [], 'listen'], // a field of the file
+    ['--timeout', [], '--timeout'], // not a common option
+  ])('%s with argv %j → %s', (path, argv, expected) => {
+    expect(whereSet(path, argv, env)).toBe(expected);
   });
 });
 
