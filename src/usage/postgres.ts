@@ -20,6 +20,12 @@ export interface PostgresStoreOptions {
   readonly poolSize?: number;
   /** How long a connection attempt or a lock wait may take before the call rejects (ms, default 5000). */
   readonly timeoutMs?: number;
+  /**
+   * How long one statement may go without an answer before the call rejects and its connection is
+   * dropped (ms, default 30000): a server or network that stops answering mid-query is a fault
+   * within that time, not after TCP gives up many minutes later.
+   */
+  readonly queryTimeoutMs?: number;
   /** Where the store reports connections lost while idle. */
   readonly log?: StoreLog;
 }
@@ -38,7 +44,7 @@ function classify(e: unknown): UsageStoreErrorCode {
   if (/^(08|57P|53300)/.test(code)) return 'StoreUnavailable'; // connection exceptions, shutdown, too many connections
   if (/^(ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EAI_AGAIN)$/.test(code)) return 'StoreUnavailable';
   const message = typeof rawMessage === 'string' ? rawMessage : '';
-  if (/Connection terminated|connection timeout|Client has encountered a connection error|not queryable/i.test(message)) return 'StoreUnavailable';
+  if (/Connection terminated|connection timeout|Client has encountered a connection error|not queryable|Query read timeout/i.test(message)) return 'StoreUnavailable';
   return 'StoreFailed';
 }
 
@@ -62,6 +68,9 @@ export function createPostgresStore(options: PostgresStoreOptions): UsageStore {
     max: options.poolSize ?? 4,
     connectionTimeoutMillis: timeoutMs,
     idleTimeoutMillis: 30_000,
+    query_timeout: options.queryTimeoutMs ?? 30_000,
+    // TCP keepalive on idle pooled connections, so a peer that vanished is found without traffic.
+    keepAlive: true,
     options: `-c lock_timeout=${timeoutMs}`,
     application_name: 'mde-partner-proxy',
   });

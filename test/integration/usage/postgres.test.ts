@@ -2,6 +2,7 @@
 // test/helpers/postgres.ts): the shared store suite (test/helpers/store-suite.ts), then its faults:
 // a server down at start, killed mid-run and started again. Each time the promises reject with
 // StoreUnavailable and the same store object works again once the server is back.
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { createPostgresStore } from '../../../src/usage/postgres.js';
 import type { UsageStore } from '../../../src/usage/store.js';
 import { startPostgres, type Postgres } from '../../helpers/postgres.js';
@@ -66,4 +67,61 @@ describe('PostgreSQL store faults', () => {
     // The batch written while the server was gone is not there; the others are, exactly.
     expect(await totalCalls(s)).toBe(callsIn(before) + callsIn(after));
   }, 60_000);
+
+  it('rejects a write with StoreUnavailable when the server stops answering mid-run, then writes again over a new connection', async () => {
+    const url = new URL(await server.createDatabase());
+    const relay = await startRelay(Number(url.port));
+    try {
+      url.port = String(relay.port);
+      const s = createPostgresStore({ url: url.toString(), timeoutMs: 2000, queryTimeoutMs: 500 });
+      stores.push(s);
+      const before = batchOf(21);
+      await s.write(before);
+      // The connections stay open but nothing comes back: a network partition, or a server frozen.
+      relay.freeze();
+      await expect(s.write(batchOf(22))).rejects.toMatchObject({ name: 'UsageStoreError', code: 'StoreUnavailable' });
+      relay.thaw();
+      const after = batchOf(23);
+      await s.write(after);
+      expect(await totalCalls(s)).toBe(callsIn(before) + callsIn(after));
+    } finally {
+      await relay.close();
+    }
+  }, 60_000);
 });
+
+/** A loopback TCP relay to the server; freeze() stops passing bytes on the connections open now. */
+async function startRelay(target: number): Promise<{ port: number; freeze: () => void; thaw: () => void; close: () => Promise<void> }> {
+  const open = new Set<Socket>();
+  let frozen: Socket[] = [];
+  const server: Server = createServer((client) => {
+    const upstream = connect(target, '127.0.0.1');
+    for (const [from, to] of [[client, upstream], [upstream, client]] as const) {
+      from.on('data', (chunk: Buffer) => {
+        if (!frozen.includes(from)) to.write(chunk);
+      });
+      from.on('error', () => to.destroy());
+      from.on('close', () => {
+        to.destroy();
+        open.delete(from);
+      });
+      open.add(from);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    freeze: () => {
+      frozen = [...open];
+    },
+    // The frozen connections are dropped: the client has given up on them.
+    thaw: () => {
+      for (const socket of frozen) socket.destroy();
+      frozen = [];
+    },
+    close: () => {
+      for (const socket of open) socket.destroy();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
