@@ -12,6 +12,7 @@ import { FOLD_STATEMENTS, INSERT_VERSION, MIGRATIONS, MIGRATIONS_TABLE, POSTGRES
   readLimits, readUsage, stageRows, usageStatement, type Statement } from './sql.js';
 import { UsageStoreError, lazyOpen, type CallerRow, type LimitRow, type Page, type Retention, type StoreLog, type TimeRange,
   type UsageBatch, type UsageQuery, type UsageRow, type UsageStore, type UsageStoreErrorCode } from './store.js';
+import { redactStoreUrl } from './usage-config.js';
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database (usage.store). */
@@ -48,20 +49,9 @@ function classify(e: unknown): UsageStoreErrorCode {
   return 'StoreFailed';
 }
 
-/** The URL without its password, for messages. */
-function redact(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
-  } catch {
-    return 'postgres://…';
-  }
-}
-
 /** The PostgreSQL usage store; no connection is made until the first call. */
 export function createPostgresStore(options: PostgresStoreOptions): UsageStore {
-  const where = redact(options.url);
+  const where = redactStoreUrl(options.url);
   const timeoutMs = options.timeoutMs ?? 5000;
   const pool = new pg.Pool({
     connectionString: options.url,

@@ -101,9 +101,18 @@ export function buildUsageConfig(raw: z.infer<typeof usageSchema>, opts: { state
 export function describeStore(store: StoreSpec): string {
   if (store.kind === 'none') return 'none';
   if (store.kind === 'sqlite') return store.file;
+  return redactStoreUrl(store.url);
+}
+
+/** Query parameters through which libpq and node-postgres take a secret (the password and the client key's passphrase). */
+const SECRET_PARAMS = ['password', 'sslpassword'];
+
+/** A PostgreSQL URL with its password replaced, in the user part and in the query parameters pg also reads it from, for messages. */
+export function redactStoreUrl(url: string): string {
   try {
-    const u = new URL(store.url);
+    const u = new URL(url);
     if (u.password !== '') u.password = 'redacted';
+    for (const name of SECRET_PARAMS) if (u.searchParams.has(name)) u.searchParams.set(name, 'redacted');
     return u.toString();
   } catch {
     return 'postgres://(unparseable)';

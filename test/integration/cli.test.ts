@@ -337,6 +337,17 @@ describe('config check', () => {
     });
   });
 
+  it('never prints a PostgreSQL password given as a query parameter of usage.store', async () => {
+    const url = 'postgres://usage@db.internal:5432/usage?sslmode=require&password=pg-query-secret-31&sslpassword=pg-key-secret-47';
+    for (const args of [['config', 'check', join(FIXTURES, 'valid-minimal.yaml')], ['config', 'check', '--json', join(FIXTURES, 'valid-minimal.yaml')]]) {
+      const r = await cli(args, { MDE_PARTNER_PROXY_USAGE_STORE: url });
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(r.stdout).toContain('db.internal:5432/usage');
+      expect(r.stdout).not.toContain('pg-query-secret-31');
+      expect(r.stdout).not.toContain('pg-key-secret-47');
+    }
+  });
+
   it('reports every mistake with its path: five mistakes, five errors, exit 2', async () => {
     const r = await cli(['config', 'check', join(FIXTURES, 'invalid-five-mistakes.yaml')]);
     expect(r.code).toBe(2);

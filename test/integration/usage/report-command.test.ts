@@ -116,4 +116,10 @@ describe('openReportStore', () => {
     const err = await openReportStore('postgres://u:pw-secret@127.0.0.1:1/usage', configWith()).then(() => undefined, (e: Error) => e);
     expect(err?.message).toMatch(/^cannot open the usage store postgres:\/\/u:redacted@127\.0\.0\.1:1\/usage: [^\n]+$/);
   });
+
+  it('names an unreachable PostgreSQL store without a password given as a query parameter', async () => {
+    const err = await openReportStore('postgres://u@127.0.0.1:1/usage?password=pw-query-secret&sslpassword=pw-key-secret', configWith()).then(() => undefined, (e: Error) => e);
+    expect(err?.message).toMatch(/^cannot open the usage store postgres:\/\/u@127\.0\.0\.1:1\/usage\?password=redacted&sslpassword=redacted: [^\n]+$/);
+    expect(err?.message).not.toMatch(/pw-(query|key)-secret/);
+  });
 });
