@@ -371,6 +371,16 @@ describe('loadOrCreateCa', () => {
     expect(second.ca).toEqual(first.ca);
   });
 
+  it('makes an existing state directory with looser modes 0700 before it creates the CA there', async () => {
+    const stateDir = path.join(tmp, 'state-made-by-hand');
+    fs.mkdirSync(stateDir, { mode: 0o755 });
+    fs.chmodSync(stateDir, 0o755);
+    const created = await loadOrCreateCa({ stateDir, permittedDomains: DOMAINS });
+    expect(created.created).toBe(true);
+    expect(fs.statSync(stateDir).mode & 0o777).toBe(0o700);
+    expect(fs.statSync(created.keyFile).mode & 0o777).toBe(0o600);
+  });
+
   it('loads configured files and leaves the state directory alone', async () => {
     const stateDir = path.join(tmp, 'unused-state');
     const loaded = await loadOrCreateCa({ certFile: caFile, keyFile: caKeyFile, stateDir, permittedDomains: DOMAINS });
