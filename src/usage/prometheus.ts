@@ -75,7 +75,8 @@ function client(source: PrometheusSource) {
   try {
     base = new URL(source.url);
   } catch {
-    throw new Error(`--prometheus: not a URL: ${JSON.stringify(source.url)}`);
+    // Everything up to the last '@' may be user:password, and a URL that does not parse has no defined user part.
+    throw new Error(`--prometheus: not a URL: ${JSON.stringify(source.url.replace(/^([^:/@]*:\/\/)?.*@/s, '$1…@'))}`);
   }
   if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new Error(`--prometheus: must be an http:// or https:// URL, got ${base.protocol}`);
   const headers: Record<string, string> = { Accept: 'application/json' };

@@ -101,6 +101,13 @@ describe('runReport', () => {
   });
 });
 
+it('answers a --prometheus URL it cannot parse without the password in it', async () => {
+  const r = await report(configWith(), { from: FROM, to: TO, prometheus: 'http://reader:prom-secret-8@[::1:9090' });
+  expect([r.code, r.out, r.err.length]).toEqual([1, [], 1]);
+  expect(r.err[0]).toMatch(/^mde-partner-proxy: report: --prometheus: not a URL: /);
+  expect(r.err[0]).not.toContain('prom-secret-8');
+});
+
 describe('openReportStore', () => {
   it('never creates a store: a state directory without usage.db is an error', async () => {
     const empty = mkdtempSync(join(tmpdir(), 'mpp-report-empty-'));
