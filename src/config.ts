@@ -234,8 +234,12 @@ function buildCredentials(c: NonNullable<RawConfig['products']>[number]['credent
   let password: string;
   if ('password' in c) password = c.password;
   else if (ctx.offline) password = OFFLINE_SECRET;
-  else if ('passwordFile' in c) password = ctx.attempt(() => readSecretFile(ctx.fromBase(c.passwordFile), `products[${i}].credentials.passwordFile`), OFFLINE_SECRET);
-  else {
+  else if ('passwordFile' in c) {
+    const file = ctx.fromBase(c.passwordFile);
+    password = ctx.attempt(() => readSecretFile(file, `products[${i}].credentials.passwordFile`), OFFLINE_SECRET);
+    // An empty password lets in any caller who knows the user name; inline and environment passwords cannot be empty either.
+    if (password === '') ctx.problem(`products[${i}].credentials.passwordFile`, `${file} is empty: it must hold the password`);
+  } else {
     const v = ctx.env[c.passwordEnv];
     if (v === undefined || v === '') ctx.problem(`products[${i}].credentials.passwordEnv`, `environment variable ${c.passwordEnv} is not set`);
     password = v ?? OFFLINE_SECRET;

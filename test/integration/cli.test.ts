@@ -417,6 +417,20 @@ describe('config check', () => {
     });
   });
 
+  it.each([['an empty file', ''], ['a file holding only a newline', '\n']])('refuses a passwordFile that is %s, naming the field', async (_what, content) => {
+    const dir = tmp('empty-password');
+    writeFileSync(join(dir, 'password'), content);
+    writeFileSync(join(dir, 'config.yaml'), [
+      'version: 1',
+      'products:',
+      '  - {id: cognito, company: Contoso, product: ContosoCognito, version: 1.0.0, credentials: {username: cognito, passwordFile: password}}',
+      '',
+    ].join('\n'));
+    const r = await cli(['config', 'check', join(dir, 'config.yaml')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^mde-partner-proxy: invalid configuration: products\[0\]\.credentials\.passwordFile: .*empty/m);
+  });
+
   it('refuses a passwordEnv whose variable is not set, naming the field', async () => {
     const r = await cli(['config', 'check', join(FIXTURES, 'valid-full.yaml')]);
     expect(r.code).toBe(2);
