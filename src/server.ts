@@ -413,12 +413,17 @@ export async function runProxy(config: Config, opts: RunOptions): Promise<Runnin
 
   // A bad config is refused; the last good one keeps serving.
   const reverseRoutes = (c: Config): string => JSON.stringify(c.reverse.map((r) => [formatAuthority(r.listen), formatAuthority(r.upstream)]));
+  const adminAt = (c: Config): string => (c.admin === undefined ? 'off' : formatAuthority(c.admin));
+  const caFiles = (c: Config): string => JSON.stringify([c.ca.cert, c.ca.key]);
   const reloadNow = (trigger: string): void => {
     try {
       const next = opts.loadConfig();
       if (formatAuthority(next.listen) !== formatAuthority(current.listen) || reverseRoutes(next) !== reverseRoutes(current)) {
         logger.warn({ event: 'config-reload' }, 'listen addresses or reverse routes changed: restart to apply them; the rest of the new configuration applies now');
       }
+      // The admin listener and the interception CA are opened once, at start: say so rather than report a silent success.
+      if (adminAt(next) !== adminAt(current)) logger.warn({ event: 'config-reload' }, 'admin changed: restart to apply it; the admin listener stays on its current address');
+      if (caFiles(next) !== caFiles(current)) logger.warn({ event: 'config-reload' }, 'ca changed: restart to apply it; the current interception CA keeps signing');
       const effect = proxy.reload(next);
       metrics.setProducts(next.policy.products.map((p) => p.id));
       recorder.reload(next.usage);
