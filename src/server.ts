@@ -13,7 +13,7 @@ import { boundUrl, exposureWarning } from './banner.js';
 import { caPermits, createLeafIssuer, loadOrCreateCa, type LoadedCa } from './ca.js';
 import { API_LABELS, nameConstraintDomains } from './catalogue.js';
 import { proxyUrl, trustSteps, writeTrustBundle } from './client-setup.js';
-import type { Config, ListenAddress, Limits, Timeouts } from './config.js';
+import type { Config, ListenAddress, Limits, ReverseRoute, Timeouts } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
 import { combineObservers, guardObserver, type ProxyObserver } from './events.js';
 import { createLogObserver, createLogger, flushLogger } from './logger.js';
@@ -292,7 +292,15 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       runtime = { config: next, upstream: reuseOrCreateUpstream(next, old), observer };
       for (const s of servers) s.maxConnections = maxConnections;
       for (const s of [...servers, internal]) applyServerSettings(s, next);
-      if (next.reverse.length === config.reverse.length) reverseCtx = reverseContexts(next);
+      // Each running reverse listener takes the new route with its listen address, wherever the list puts it;
+      // a listener whose address is no longer configured keeps its route until the restart the reload warns about.
+      const nextCtx = reverseContexts(next);
+      reverseCtx = config.reverse.map((route, i) => {
+        const at = formatAuthority(route.listen);
+        const same = (r: ReverseRoute): boolean => formatAuthority(r.listen) === at;
+        const j = next.reverse[i] !== undefined && same(next.reverse[i]) ? i : next.reverse.findIndex(same);
+        return j >= 0 ? nextCtx[j]! : reverseCtx[i]!;
+      });
       // A replaced outbound side serves its in-flight requests for up to the drain timeout.
       if (runtime.upstream !== old) setTimeout(() => void old.close(), next.timeouts.drain).unref();
       return { pools: runtime.upstream === old ? 'kept' : 'rebuilt', trustStore: runtime.upstream.trust === old.trust ? 'kept' : 'rebuilt' };
@@ -413,12 +421,17 @@ export async function runProxy(config: Config, opts: RunOptions): Promise<Runnin
 
   // A bad config is refused; the last good one keeps serving.
   const reverseRoutes = (c: Config): string => JSON.stringify(c.reverse.map((r) => [formatAuthority(r.listen), formatAuthority(r.upstream)]));
+  const adminAt = (c: Config): string => (c.admin === undefined ? 'off' : formatAuthority(c.admin));
+  const caFiles = (c: Config): string => JSON.stringify([c.ca.cert, c.ca.key]);
   const reloadNow = (trigger: string): void => {
     try {
       const next = opts.loadConfig();
       if (formatAuthority(next.listen) !== formatAuthority(current.listen) || reverseRoutes(next) !== reverseRoutes(current)) {
         logger.warn({ event: 'config-reload' }, 'listen addresses or reverse routes changed: restart to apply them; the rest of the new configuration applies now');
       }
+      // The admin listener and the interception CA are opened once, at start: say so rather than report a silent success.
+      if (adminAt(next) !== adminAt(current)) logger.warn({ event: 'config-reload' }, 'admin changed: restart to apply it; the admin listener stays on its current address');
+      if (caFiles(next) !== caFiles(current)) logger.warn({ event: 'config-reload' }, 'ca changed: restart to apply it; the current interception CA keeps signing');
       const effect = proxy.reload(next);
       metrics.setProducts(next.policy.products.map((p) => p.id));
       recorder.reload(next.usage);

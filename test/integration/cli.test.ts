@@ -999,3 +999,32 @@ describe('reload on SIGHUP', () => {
     expect((await adminGet(p.adminUrl!, '/readyz')).status).toBe(200);
   });
 });
+
+describe('reload of settings that only a restart applies', () => {
+  it('warns that a changed admin address or CA needs a restart, and keeps the admin listener where it is', async () => {
+    const dir = tmp('restart-only');
+    const ca = join(dir, 'ca');
+    const made = await cli(['ca', 'init', '--state-dir', ca]);
+    expect(made.code).toBe(0);
+    const config = resolveConfig(dir, 'admin: 127.0.0.1:0\n');
+    const p = await startCli(['--config', config, '--state-dir', join(dir, 'state'), '--listen', '127.0.0.1:0']);
+    try {
+      const restartLines = (): Record<string, unknown>[] =>
+        logLines(p.stdout()).filter((l) => l['event'] === 'config-reload' && l['result'] === undefined && /restart/.test(String(l['msg'])));
+      const reloadLines = (): Record<string, unknown>[] => logLines(p.stdout()).filter((l) => l['event'] === 'config-reload' && l['result'] === 'success');
+
+      resolveConfig(dir, 'admin: 127.0.0.1:1\n');
+      p.child.kill('SIGHUP');
+      await until(() => (reloadLines().length >= 1 ? true : undefined), () => `a reload line in\n${p.stdout()}`);
+      expect(restartLines().map((l) => String(l['msg']))).toEqual([expect.stringMatching(/admin/)]);
+      expect((await adminGet(p.adminUrl!, '/readyz')).status).toBe(200);
+
+      resolveConfig(dir, `admin: 127.0.0.1:1\nca:\n  cert: ${join(ca, 'ca.pem')}\n  key: ${join(ca, 'ca-key.pem')}\n`);
+      p.child.kill('SIGHUP');
+      await until(() => (reloadLines().length >= 2 ? true : undefined), () => `a second reload line in\n${p.stdout()}`);
+      expect(restartLines().map((l) => String(l['msg']))).toEqual([expect.stringMatching(/admin/), expect.stringMatching(/CA/)]);
+    } finally {
+      p.child.kill('SIGKILL');
+    }
+  }, 30_000);
+});

@@ -4,10 +4,11 @@ import { createServer, type Server } from 'node:net';
 import { buildConfig, ConfigError, type Config } from '../../src/config.js';
 import { runProxy } from '../../src/server.js';
 import { viaProxy } from '../helpers/client.js';
-import { startOrigin, type Origin } from '../helpers/origin.js';
+import { headerValues, startOrigin, type Origin } from '../helpers/origin.js';
 import { testPki } from '../helpers/pki.js';
-import { testConfigDoc } from '../helpers/proxy.js';
+import { startProxy, testConfigDoc } from '../helpers/proxy.js';
 import { readFileSync } from 'node:fs';
+import { request } from 'undici';
 
 let origin: Origin;
 beforeAll(async () => {
@@ -57,5 +58,28 @@ it('serves, keeps the last good config when a reload is refused, applies a good 
     expect((await viaProxy(url, caPem, 'https://api.security.microsoft.com/api/machines', { headers: { 'user-agent': 'x/1' } })).status).toBe(403);
   } finally {
     await running.stop('test');
+  }
+});
+
+it('keeps each reverse listener on its own route when a reload lists the routes in another order', async () => {
+  const products = [
+    { id: 'cognito', company: 'Contoso', product: 'ContosoCognito', version: '1.0.0' },
+    { id: 'scanner', company: 'Fabrikam', product: 'Scanner', version: '2.0.0' },
+  ];
+  const security = { listen: '127.0.0.1:0', upstream: 'https://api.security.microsoft.com', product: 'cognito' };
+  const graph = { listen: '127.0.0.2:0', upstream: 'https://graph.microsoft.com', product: 'scanner' };
+  const p = await startProxy(origin.port, { products, reverse: [security, graph] });
+  try {
+    const sent = async (): Promise<{ host: string[]; userAgent: string[] }> => {
+      const res = await request(`http://127.0.0.1:${p.reversePorts[0]!}/api/machines`, { headers: { 'user-agent': 'x/1' } });
+      const echo = (await res.body.json()) as { rawHeaders: string[] };
+      return { host: headerValues(echo.rawHeaders, 'host'), userAgent: headerValues(echo.rawHeaders, 'user-agent') };
+    };
+    const before = await sent();
+    expect(before).toEqual({ host: ['api.security.microsoft.com'], userAgent: ['MdePartner-Contoso-ContosoCognito/1.0.0'] });
+    p.proxy.reload(buildConfig(await testConfigDoc(origin.port, { stateDir: p.stateDir, products, reverse: [graph, security] }), { source: 'test', baseDir: process.cwd() }));
+    expect(await sent()).toEqual(before);
+  } finally {
+    await p.close();
   }
 });
