@@ -445,11 +445,14 @@ export async function loadOrCreateCa(opts: { certFile?: string; keyFile?: string
   if (opts.create === false) throw new CaError('CaUnreadable', 'no interception CA yet; `mde-partner-proxy ca init` (or the first start) creates it', certFile);
   try {
     await fs.mkdir(opts.stateDir, { recursive: true, mode: 0o700 });
-    // mkdir leaves an existing directory's mode alone, and the key belongs in a 0700 directory.
-    // One another user owns (a Kubernetes emptyDir) cannot be changed: its owner decides.
-    await fs.chmod(opts.stateDir, 0o700).catch((cause: NodeJS.ErrnoException) => {
-      if (cause.code !== 'EPERM') throw cause;
-    });
+    // mkdir leaves an existing directory's mode alone, and the key belongs in a 0700 directory. An
+    // empty one was made for the proxy and is tightened; one that holds other files (--state-dir .
+    // or /tmp by mistake) is not the proxy's to change, nor is one another user owns (EPERM).
+    if ((await fs.readdir(opts.stateDir)).length === 0) {
+      await fs.chmod(opts.stateDir, 0o700).catch((cause: NodeJS.ErrnoException) => {
+        if (cause.code !== 'EPERM') throw cause;
+      });
+    }
   } catch (cause) {
     throw new CaError('CaUnwritable', `cannot create the state directory: ${(cause as NodeJS.ErrnoException).code ?? ''}`, opts.stateDir, { cause });
   }

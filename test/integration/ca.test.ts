@@ -381,6 +381,17 @@ describe('loadOrCreateCa', () => {
     expect(fs.statSync(created.keyFile).mode & 0o777).toBe(0o600);
   });
 
+  it('leaves the mode of an existing directory that holds other files (a state directory named by mistake)', async () => {
+    const stateDir = path.join(tmp, 'a-project-directory');
+    fs.mkdirSync(stateDir);
+    fs.chmodSync(stateDir, 0o755);
+    fs.writeFileSync(path.join(stateDir, 'README.md'), 'not the proxy\'s\n');
+    const created = await loadOrCreateCa({ stateDir, permittedDomains: DOMAINS });
+    expect(created.created).toBe(true);
+    expect(fs.statSync(stateDir).mode & 0o777).toBe(0o755);
+    expect(fs.statSync(created.keyFile).mode & 0o777).toBe(0o600);
+  });
+
   it('loads configured files and leaves the state directory alone', async () => {
     const stateDir = path.join(tmp, 'unused-state');
     const loaded = await loadOrCreateCa({ certFile: caFile, keyFile: caKeyFile, stateDir, permittedDomains: DOMAINS });
