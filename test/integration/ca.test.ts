@@ -371,24 +371,17 @@ describe('loadOrCreateCa', () => {
     expect(second.ca).toEqual(first.ca);
   });
 
-  it('makes an existing state directory with looser modes 0700 before it creates the CA there', async () => {
-    const stateDir = path.join(tmp, 'state-made-by-hand');
-    fs.mkdirSync(stateDir, { mode: 0o755 });
-    fs.chmodSync(stateDir, 0o755);
-    const created = await loadOrCreateCa({ stateDir, permittedDomains: DOMAINS });
-    expect(created.created).toBe(true);
-    expect(fs.statSync(stateDir).mode & 0o777).toBe(0o700);
-    expect(fs.statSync(created.keyFile).mode & 0o777).toBe(0o600);
-  });
-
-  it('leaves the mode of an existing directory that holds other files (a state directory named by mistake)', async () => {
-    const stateDir = path.join(tmp, 'a-project-directory');
+  it.each([
+    ['an empty state directory made by hand is made 0700', 'state-made-by-hand', [], 0o700],
+    ['a directory holding other files (a state directory named by mistake) keeps its mode', 'a-project-directory', ['README.md'], 0o755],
+  ])('creating the CA in an existing 0755 directory: %s', async (_what, name, files, mode) => {
+    const stateDir = path.join(tmp, name);
     fs.mkdirSync(stateDir);
     fs.chmodSync(stateDir, 0o755);
-    fs.writeFileSync(path.join(stateDir, 'README.md'), 'not the proxy\'s\n');
+    for (const f of files) fs.writeFileSync(path.join(stateDir, f), 'not the proxy\'s\n');
     const created = await loadOrCreateCa({ stateDir, permittedDomains: DOMAINS });
     expect(created.created).toBe(true);
-    expect(fs.statSync(stateDir).mode & 0o777).toBe(0o755);
+    expect(fs.statSync(stateDir).mode & 0o777).toBe(mode);
     expect(fs.statSync(created.keyFile).mode & 0o777).toBe(0o600);
   });
 
