@@ -420,14 +420,15 @@ export async function runProxy(config: Config, opts: RunOptions): Promise<Runnin
   }
 
   // A bad config is refused; the last good one keeps serving.
-  const reverseRoutes = (c: Config): string => JSON.stringify(c.reverse.map((r) => [formatAuthority(r.listen), formatAuthority(r.upstream)]));
+  // Reverse listeners are opened at start; a reload gives each the route of its own address (upstream, product).
+  const reverseListeners = (c: Config): string => c.reverse.map((r) => formatAuthority(r.listen)).sort().join(' ');
   const adminAt = (c: Config): string => (c.admin === undefined ? 'off' : formatAuthority(c.admin));
   const caFiles = (c: Config): string => JSON.stringify([c.ca.cert, c.ca.key]);
   const reloadNow = (trigger: string): void => {
     try {
       const next = opts.loadConfig();
-      if (formatAuthority(next.listen) !== formatAuthority(current.listen) || reverseRoutes(next) !== reverseRoutes(current)) {
-        logger.warn({ event: 'config-reload' }, 'listen addresses or reverse routes changed: restart to apply them; the rest of the new configuration applies now');
+      if (formatAuthority(next.listen) !== formatAuthority(current.listen) || reverseListeners(next) !== reverseListeners(current)) {
+        logger.warn({ event: 'config-reload' }, 'listen addresses or the set of reverse listeners changed: restart to apply them; the rest of the new configuration applies now');
       }
       // The admin listener and the interception CA are opened once, at start: say so rather than report a silent success.
       if (adminAt(next) !== adminAt(current)) logger.warn({ event: 'config-reload' }, 'admin changed: restart to apply it; the admin listener stays on its current address');

@@ -1027,4 +1027,25 @@ describe('reload of settings that only a restart applies', () => {
       p.child.kill('SIGKILL');
     }
   }, 30_000);
+
+  it('asks for a restart when the set of reverse listeners changes, not when the same listeners are listed in another order', async () => {
+    const dir = tmp('restart-reverse');
+    const routes = (...hosts: string[]): string => `reverse:\n${hosts.map((h) => `  - listen: ${h}:0\n    upstream: https://api.security.microsoft.com\n`).join('')}`;
+    const config = resolveConfig(dir, routes('127.0.0.1', '127.0.0.2'));
+    const p = await startCli(['--config', config, '--state-dir', join(dir, 'state'), '--listen', '127.0.0.1:0', '--admin', 'off']);
+    try {
+      const restartLines = (): unknown[] => logLines(p.stdout()).filter((l) => l['event'] === 'config-reload' && /restart/.test(String(l['msg'])));
+      const reloadLines = (): unknown[] => logLines(p.stdout()).filter((l) => l['event'] === 'config-reload' && l['result'] === 'success');
+      resolveConfig(dir, routes('127.0.0.2', '127.0.0.1'));
+      p.child.kill('SIGHUP');
+      await until(() => (reloadLines().length >= 1 ? true : undefined), () => `a reload line in\n${p.stdout()}`);
+      expect(restartLines()).toEqual([]);
+      resolveConfig(dir, routes('127.0.0.2', '127.0.0.3'));
+      p.child.kill('SIGHUP');
+      await until(() => (reloadLines().length >= 2 ? true : undefined), () => `a second reload line in\n${p.stdout()}`);
+      expect(restartLines()).toHaveLength(1);
+    } finally {
+      p.child.kill('SIGKILL');
+    }
+  }, 30_000);
 });
