@@ -13,7 +13,7 @@ import { boundUrl, exposureWarning } from './banner.js';
 import { caPermits, createLeafIssuer, loadOrCreateCa, type LoadedCa } from './ca.js';
 import { API_LABELS, nameConstraintDomains } from './catalogue.js';
 import { proxyUrl, trustSteps, writeTrustBundle } from './client-setup.js';
-import type { Config, ListenAddress, Limits, ReverseRoute, Timeouts } from './config.js';
+import type { Config, ListenAddress, Limits, Timeouts } from './config.js';
 import { ProxyError, handleClientError, writeRawError } from './errors.js';
 import { combineObservers, guardObserver, type ProxyObserver } from './events.js';
 import { createLogObserver, createLogger, flushLogger } from './logger.js';
@@ -297,8 +297,7 @@ export async function createProxy(config: Config, opts: { observer?: ProxyObserv
       const nextCtx = reverseContexts(next);
       reverseCtx = config.reverse.map((route, i) => {
         const at = formatAuthority(route.listen);
-        const same = (r: ReverseRoute): boolean => formatAuthority(r.listen) === at;
-        const j = next.reverse[i] !== undefined && same(next.reverse[i]) ? i : next.reverse.findIndex(same);
+        const j = next.reverse.findIndex((r) => formatAuthority(r.listen) === at);
         return j >= 0 ? nextCtx[j]! : reverseCtx[i]!;
       });
       // A replaced outbound side serves its in-flight requests for up to the drain timeout.
